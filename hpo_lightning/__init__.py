@@ -1,0 +1,94 @@
+"""hpo_lightning: hyper-parameter optimisation for PyTorch Lightning.
+
+One callback gives a tuner, early stopping and experiment tracking::
+
+    import hpo_lightning as hl
+    space = hl.SearchSpace({"lr": hl.Float(1e-4, 1e-1, log=True)})
+    tuner = hl.make_tuner("tpe", space, mode="max", seed=0, max_trials=30)
+    callback = hl.HPOCallback(tuner, monitor="val_acc", tracker=hl.ExperimentTracker("exp.db"))
+
+The core (space, tuners, events, storage) imports no deep-learning framework; the names that
+need Lightning are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpo_lightning import exceptions
+from hpo_lightning._trial import Mode, Trial, TrialState
+from hpo_lightning.events import (
+    EpochEnd,
+    EpochStart,
+    TrainingEvent,
+    TrainingFinish,
+    TrainingObserver,
+    TunerObserver,
+)
+from hpo_lightning.space import Categorical, Float, Int, SearchSpace
+from hpo_lightning.storage import Storage, open_storage
+from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
+from hpo_lightning.tuners import (
+    GridSearchTuner,
+    HyperparameterTuner,
+    RandomSearchTuner,
+    SobolTuner,
+    TPETuner,
+    TunerFactory,
+    make_tuner,
+    tuner_names,
+)
+
+if TYPE_CHECKING:
+    from hpo_lightning.lightning import HPOCallback
+
+__version__ = "0.1.0"
+
+_LAZY = {"HPOCallback": "hpo_lightning.lightning"}
+
+__all__ = [
+    "Categorical",
+    "EpochEnd",
+    "EpochStart",
+    "ExperimentRecord",
+    "ExperimentTracker",
+    "Float",
+    "GridSearchTuner",
+    "HPOCallback",
+    "HyperparameterTuner",
+    "Int",
+    "Mode",
+    "RandomSearchTuner",
+    "SearchSpace",
+    "SobolTuner",
+    "Storage",
+    "TPETuner",
+    "Tracker",
+    "TrainingEvent",
+    "TrainingFinish",
+    "TrainingObserver",
+    "Trial",
+    "TrialState",
+    "TunerFactory",
+    "TunerObserver",
+    "__version__",
+    "exceptions",
+    "make_tuner",
+    "open_storage",
+    "tuner_names",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpo_lightning' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,86 @@
+"""Values shared by the core: trial states, optimisation mode, trial identity, metric checks."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hpo_lightning.exceptions import InvalidMetricError, UserInputError
+
+Mode = Literal["min", "max"]
+
+
+class TrialState(str, enum.Enum):
+    """Life cycle of a trial. RUNNING is the only non-final state."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+    @property
+    def is_finished(self) -> bool:
+        return self is not TrialState.RUNNING
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_mode(mode: Any) -> Mode:
+    """Validate an optimisation mode ("min" or "max", Lightning's convention)."""
+    if mode not in ("min", "max"):
+        raise UserInputError(f"`mode` must be 'min' or 'max', but got {mode!r}")
+    return mode  # type: ignore[no-any-return,unused-ignore]
+
+
+def to_metric(value: Any, name: str = "metric") -> float:
+    """Turn a reported metric (float, int, numpy or torch scalar) into a Python float.
+
+    NaN and inf are returned as they are (the caller marks the trial failed); strings,
+    booleans and tensors with more than one element raise :class:`InvalidMetricError`.
+    """
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise InvalidMetricError(
+            f"metric '{name}' must be a real number, but got {value!r} "
+            f"of type {type(value).__name__}; log a float or a one-element tensor"
+        )
+    numel = getattr(value, "numel", None) or getattr(value, "size", None)
+    if numel is not None and not isinstance(value, (int, float)):
+        n = numel() if callable(numel) else numel
+        if n != 1:
+            raise InvalidMetricError(
+                f"metric '{name}' must be a scalar, but got a tensor/array with {n} elements; "
+                "reduce it (e.g. .mean()) before logging"
+            )
+        value = value.item() if hasattr(value, "item") else value
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMetricError(
+            f"metric '{name}' must be a real number, but got {value!r} "
+            f"of type {type(value).__name__}"
+        ) from exc
+
+
+def is_finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Identity of one evaluation of a params dict: which sweep, which number.
+
+    Attributes:
+        sweep: name of the sweep the trial belongs to.
+        number: 0-based index of the trial inside its sweep.
+        params: the hyper-parameters evaluated.
+        id: the store's row id, when the trial is stored.
+    """
+
+    sweep: str
+    number: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None

@@ -1,0 +1,262 @@
+"""HPOCallback: Lightning hooks in, training events out (the only Lightning-facing class).
+
+Hook mapping: ``on_fit_start`` binds the trial (a sweep's trial, or the tuner's latest pending
+suggestion); ``on_train_epoch_start`` -> EpochStart; ``on_train_epoch_end`` -> EpochEnd with
+``trainer.callback_metrics``; ``on_fit_end`` -> TrainingFinish; ``on_exception`` ->
+TrainingFinish(FAILED). Only global rank 0 publishes, so one trial is written per fit.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hpo_lightning._trial import Mode, Trial, TrialState, check_mode, to_metric
+from hpo_lightning.events import (
+    EpochEnd,
+    EpochStart,
+    EventBus,
+    TrainingEvent,
+    TrainingFinish,
+    TrainingObserver,
+    TunerObserver,
+)
+from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
+from hpo_lightning.lightning._compat import broadcast, callback_bases
+
+
+def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
+    """The scalar entries of ``trainer.callback_metrics`` as floats (others are skipped)."""
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = to_metric(value, key)
+        except InvalidMetricError:
+            continue
+    return out
+
+
+class _HPOCallbackImpl:
+    """Implementation of :class:`HPOCallback`; see its docstring."""
+
+    def __init__(
+        self,
+        tuner: Any = None,
+        *,
+        monitor: str,
+        mode: Mode | None = None,
+        tracker: Any = None,
+        observers: Iterable[TrainingObserver] = (),
+        scheduler: Any = None,
+        trial: Trial | None = None,
+        sweep: str = "default",
+    ) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
+        if mode is None:
+            mode = getattr(tuner, "mode", "min")
+        self.mode: Mode = check_mode(mode)
+        if tuner is not None and getattr(tuner, "mode", self.mode) != self.mode:
+            raise UserInputError(
+                f"the callback's mode={self.mode!r} differs from the tuner's mode="
+                f"{tuner.mode!r}; use the same direction for both"
+            )
+        self.monitor = monitor
+        self.tuner = tuner
+        self.tracker = tracker
+        self.scheduler = scheduler
+        self.sweep = sweep
+        self._fixed_trial = trial
+        self._bus = EventBus()
+        if tracker is not None:
+            self._bus.subscribe(tracker, critical=True)
+        if tuner is not None and trial is None:
+            self._bus.subscribe(TunerObserver(tuner), critical=True)
+        for obs in observers:
+            self._bus.subscribe(obs)
+        self._local_number = 0
+        self._reset(None)
+
+    def _reset(self, trial: Trial | None) -> None:
+        self.trial = trial
+        self.values: list[float] = []
+        self.best: float = math.nan
+        self.epochs = 0
+        self.state = TrialState.RUNNING
+        self.message: str | None = None
+        self._finished = False
+        self._seen_keys: set[str] = set()
+
+    # --- binding --------------------------------------------------------------------
+    def subscribe(self, observer: TrainingObserver) -> None:
+        """Add an observer of this callback's events (e.g. a logger or MLflowTracker)."""
+        self._bus.subscribe(observer)
+
+    def bind(self, trial: Trial) -> None:
+        """Use ``trial`` for the next fit (the sweep driver does this)."""
+        self._fixed_trial = trial
+
+    def _resolve_trial(self, is_zero: bool) -> Trial:
+        if self._fixed_trial is not None:
+            return self._fixed_trial
+        if self.tuner is None:
+            raise UserInputError(
+                "HPOCallback has no tuner and no trial; pass a tuner, or use a sweep's "
+                "trial.callback"
+            )
+        pending = self.tuner.pending
+        if not pending:
+            raise UserInputError(
+                "HPOCallback found no params for this fit: call tuner.suggest() and build the "
+                "model from its params before trainer.fit()"
+            )
+        params = pending[-1]
+        if self.tracker is not None and is_zero:
+            return self.tracker.start_trial(params, mode=self.mode, tuner=self.tuner.name)
+        self._local_number += 1
+        return Trial(sweep=self.sweep, number=self._local_number - 1, params=dict(params))
+
+    # --- hooks -------------------------------------------------------------------------
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._reset(self._resolve_trial(trainer.is_global_zero))
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or self.trial is None:
+            return
+        if trainer.is_global_zero:
+            self._publish(EpochStart(self.trial, epoch=trainer.current_epoch))
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or self.trial is None:
+            return
+        epoch = trainer.current_epoch
+        raw = trainer.callback_metrics
+        self._seen_keys.update(raw.keys())
+        value: float | None = None
+        if self.monitor in raw:
+            value = to_metric(raw[self.monitor], self.monitor)
+        elif self._validation_ran(trainer, epoch):
+            raise self._missing_metric_error()
+        self.epochs = epoch + 1
+        if value is not None:
+            self.values.append(value)
+            if math.isfinite(value) and (
+                math.isnan(self.best)
+                or (value < self.best if self.mode == "min" else value > self.best)
+            ):
+                self.best = value
+        if trainer.is_global_zero:
+            metrics = scalar_metrics(raw)
+            self._publish(EpochEnd(self.trial, epoch=epoch, metrics=metrics, value=value))
+        stop, reason = self._should_stop(trainer, epoch, value)
+        if stop:
+            self.state = TrialState.PRUNED
+            self.message = reason
+            trainer.should_stop = True
+
+    def _should_stop(
+        self, trainer: Any, epoch: int, value: float | None
+    ) -> tuple[bool, str | None]:
+        """Ask the scheduler on rank 0 and broadcast its decision (hook for schedulers)."""
+        if self.scheduler is None or value is None:
+            return False, None
+        decision = None
+        if trainer.is_global_zero:
+            decision = self.scheduler.decide_for_callback(self, epoch, value)
+        decision = broadcast(trainer, decision)
+        if decision is None:
+            return False, None
+        return bool(decision[0]), decision[1]
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.trial is None or self._finished:
+            return
+        if self.monitor not in self._seen_keys and self.epochs > 0:
+            raise self._missing_metric_error()
+        last = self.values[-1] if self.values else math.nan
+        state = TrialState.PRUNED if self.state is TrialState.PRUNED else TrialState.COMPLETE
+        message = self.message
+        if not self.values:
+            state, message = TrialState.FAILED, f"no epoch reported '{self.monitor}'"
+        elif not math.isfinite(last):
+            state = TrialState.FAILED
+            message = f"'{self.monitor}' was {last} at epoch {len(self.values) - 1} (diverged)"
+        best = self.best if state is not TrialState.FAILED else math.nan
+        if state is TrialState.PRUNED:
+            best = last  # a pruned trial counts by what it reached, not by an earlier best
+        self._finish(trainer, state, best, message)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if self.trial is None or self._finished:
+            return
+        if isinstance(exception, KeyboardInterrupt):
+            msg = "interrupted (KeyboardInterrupt)"
+        else:
+            tb = "".join(traceback.format_exception(exception)[-6:])
+            msg = f"{type(exception).__name__}: {exception}\n{tb}"[:4000]
+        self._finish(trainer, TrialState.FAILED, math.nan, msg)
+
+    # --- internals -------------------------------------------------------------------------
+    def _finish(self, trainer: Any, state: TrialState, best: float, message: str | None) -> None:
+        self._finished = True
+        self.state = state
+        if self.trial is not None and trainer.is_global_zero:
+            self._publish(
+                TrainingFinish(
+                    self.trial,
+                    best_metric=best,
+                    best_params=dict(self.trial.params),
+                    state=state,
+                    epochs=self.epochs,
+                    message=message,
+                )
+            )
+
+    def _publish(self, event: TrainingEvent) -> None:
+        self._bus.publish(event)
+
+    @staticmethod
+    def _validation_ran(trainer: Any, epoch: int) -> bool:
+        every = getattr(trainer, "check_val_every_n_epoch", 1) or 1
+        has_val = bool(
+            getattr(trainer, "num_val_batches", [0])
+            and any(n for n in (trainer.num_val_batches or [0]))
+        )
+        return not has_val or (epoch + 1) % every == 0
+
+    def _missing_metric_error(self) -> MetricNotFoundError:
+        keys = ", ".join(sorted(self._seen_keys)) or "none"
+        return MetricNotFoundError(
+            f"the monitored metric '{self.monitor}' was never logged (logged keys: {keys}); "
+            f"log it with self.log('{self.monitor}', ...) or set monitor= to one of those keys"
+        )
+
+    def __repr__(self) -> str:
+        tuner = getattr(self.tuner, "name", None)
+        return f"HPOCallback(tuner={tuner!r}, monitor={self.monitor!r}, mode={self.mode!r})"
+
+
+class HPOCallback(_HPOCallbackImpl, *callback_bases()):  # type: ignore[misc]
+    """A Lightning Callback that tunes, stops bad trials and tracks experiments.
+
+    Maps ``on_train_epoch_start``/``on_train_epoch_end``/``on_fit_end`` to the training events
+    EpochStart/EpochEnd/TrainingFinish and publishes them to its observers: the tuner's feedback
+    (``TunerObserver``), the tracker (the store of record) and any others you subscribe. Works
+    with ``pytorch_lightning.Trainer`` and ``lightning.pytorch.Trainer``.
+
+    Args:
+        tuner: the tuner whose latest suggestion each fit evaluates (None inside a sweep).
+        monitor: the logged metric to optimise, like EarlyStopping's ``monitor``.
+        mode: "min" or "max" (default: the tuner's).
+        tracker: an ExperimentTracker (or other Tracker) that records the trials.
+        observers: more observers of the events.
+        scheduler: an early-stopping scheduler (stops bad trials with ``trainer.should_stop``).
+
+    Example:
+        >>> import hpo_lightning as hl
+        >>> tuner = hl.make_tuner("tpe", {"lr": hl.Float(1e-4, 1e-1, log=True)}, mode="max", seed=0)
+        >>> cb = hl.HPOCallback(tuner, monitor="val_acc", mode="max")
+        >>> params = tuner.suggest()   # then: Trainer(callbacks=[cb]).fit(Model(**params), data)
+    """

@@ -1,0 +1,6 @@
+"""Search spaces: immutable domains and the unit-cube transform every tuner works in."""
+
+from hpo_lightning.space._domains import Categorical, Domain, Float, Int
+from hpo_lightning.space._space import SearchSpace
+
+__all__ = ["Categorical", "Domain", "Float", "Int", "SearchSpace"]

@@ -1,0 +1,172 @@
+"""The store interface: the single source of truth for sweeps, trials and per-epoch metrics.
+
+Contract for every :class:`Storage` (checked by ``tests/contract/storage_contract.py`` against
+SQLite and PostgreSQL):
+
+* Every write is one transaction; a reader never sees half a write.
+* Several processes (and machines, for PostgreSQL) may use one store at once: writes are
+  serialised by the database, never fail with "database is locked", and ``claim`` is atomic --
+  two workers claiming at once get two different trial numbers, each seeing the other's trial.
+* Values are JSON (params, definitions) and floats; nothing is pickled.
+* A finished trial (COMPLETE, PRUNED, FAILED) is never changed back to RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hpo_lightning._trial import Mode, TrialState
+
+T = TypeVar("T")
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A stored sweep: its name, definition (JSON) and optimisation mode."""
+
+    id: int
+    name: str
+    definition: Mapping[str, Any]
+    mode: Mode
+    created_at: float
+    status: str = "running"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A stored trial. ``value`` is the final monitored value (None when failed)."""
+
+    id: int
+    sweep_id: int
+    number: int
+    state: TrialState
+    params: Mapping[str, Any]
+    value: float | None = None
+    tuner: str | None = None
+    worker: str | None = None
+    created_at: float = 0.0
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    epochs: int = 0
+    message: str | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Claim:
+    """What ``Storage.claim`` hands the caller inside the claim transaction."""
+
+    def __init__(self, trials: list[TrialRecord], add: Callable[..., TrialRecord]) -> None:
+        self.trials = trials
+        self._add = add
+
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        *,
+        tuner: str | None = None,
+        state: TrialState = TrialState.RUNNING,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> TrialRecord:
+        """Insert a new trial (RUNNING by default) with the next trial number."""
+        rec = self._add(params, tuner=tuner, state=state, attrs=attrs)
+        self.trials.append(rec)
+        return rec
+
+
+class Storage(ABC):
+    """Where sweeps and trials live. See the module docstring for the contract.
+
+    Example:
+        >>> from hpo_lightning.storage import open_storage
+        >>> store = open_storage(":memory:")
+        >>> sweep = store.create_sweep("demo", {"space": {}}, mode="min")
+        >>> with store.claim(sweep.id) as c:
+        ...     t = c.add_trial({"x": 1})
+        >>> ok = store.finish_trial(t.id, TrialState.COMPLETE, 0.5, epochs=1)
+        >>> store.get_trials(sweep.id)[0].value
+        0.5
+    """
+
+    url: str
+
+    @abstractmethod
+    def create_sweep(self, name: str, definition: Mapping[str, Any], *, mode: Mode) -> SweepRecord:
+        """Create a sweep; if it exists, return the stored one unchanged (caller compares)."""
+
+    @abstractmethod
+    def get_sweep(self, name: str) -> SweepRecord:
+        """The sweep of that name; SweepNotFoundError (listing the known names) otherwise."""
+
+    @abstractmethod
+    def list_sweeps(self) -> list[SweepRecord]: ...
+
+    @abstractmethod
+    def set_sweep_status(self, sweep_id: int, status: str) -> None: ...
+
+    @abstractmethod
+    def claim(self, sweep_id: int) -> AbstractContextManager[Claim]:
+        """A write transaction that locks the sweep: read its trials, then add one atomically."""
+
+    @abstractmethod
+    def log_metrics(self, trial_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Store one epoch's scalar metrics (upsert) and refresh the trial's heartbeat."""
+
+    @abstractmethod
+    def finish_trial(
+        self,
+        trial_id: int,
+        state: TrialState,
+        value: float | None,
+        *,
+        epochs: int | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """Move a RUNNING trial to a final state; False if it was already finished."""
+
+    @abstractmethod
+    def heartbeat(self, trial_ids: Sequence[int]) -> None: ...
+
+    @abstractmethod
+    def get_trials(
+        self, sweep_id: int, *, states: Sequence[TrialState] | None = None
+    ) -> list[TrialRecord]:
+        """Trials of a sweep ordered by number."""
+
+    @abstractmethod
+    def get_metrics(self, trial_id: int) -> dict[int, dict[str, float]]:
+        """Per-epoch metrics of a trial: ``{epoch: {name: value}}``."""
+
+    @abstractmethod
+    def fail_stale_trials(
+        self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
+    ) -> list[TrialRecord]:
+        """Mark RUNNING trials whose worker is gone as FAILED; return them.
+
+        A worker is gone when ``is_alive(worker)`` says False (a dead local pid), or when it
+        says None (unknown, e.g. another host) and its heartbeat is older than ``older_than_s``.
+        """
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

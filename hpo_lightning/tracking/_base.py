@@ -1,0 +1,30 @@
+"""The tracker interface: observers of training events that record them somewhere."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from hpo_lightning.events import TrainingEvent
+
+
+class Tracker(ABC):
+    """An observer of :class:`~hpo_lightning.events.TrainingEvent` that records trials.
+
+    Contract: ``on_event`` handles every event kind (ignoring those it does not record) and
+    is cheap enough to run between epochs; ``sweep_started``/``sweep_finished`` bracket a
+    sweep run by the driver; ``close`` releases connections and may be called twice.
+    """
+
+    @abstractmethod
+    def on_event(self, event: TrainingEvent) -> None: ...
+
+    def sweep_started(self, name: str, definition: Mapping[str, Any]) -> None:
+        """A sweep starts (or resumes) in this process."""
+
+    def sweep_finished(self, name: str) -> None:
+        """A sweep run by this process ended."""
+
+    def close(self) -> None:
+        """Release resources."""
