@@ -1,0 +1,1 @@
+"""Reusable contract suites: one per extension point, run against every implementation."""
