@@ -1,0 +1,23 @@
+"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband).
+
+``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values; the Lightning
+callback applies its :class:`Decision`. This package imports only the standard library and numpy.
+"""
+
+from hpo_lightning.schedulers._asha import ASHAScheduler
+from hpo_lightning.schedulers._base import Decision, LearningCurve, NoScheduler, Scheduler
+from hpo_lightning.schedulers._hyperband import HyperbandScheduler
+from hpo_lightning.schedulers._median import MedianStoppingScheduler
+from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
+
+__all__ = [
+    "ASHAScheduler",
+    "Decision",
+    "HyperbandScheduler",
+    "LearningCurve",
+    "MedianStoppingScheduler",
+    "NoScheduler",
+    "Scheduler",
+    "make_scheduler",
+    "scheduler_names",
+]

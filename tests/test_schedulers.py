@@ -1,0 +1,264 @@
+"""Schedulers: curves in, stop epochs out (table-driven); ASHA rungs; Hyperband brackets."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+
+import hpo_lightning.schedulers as schedulers
+from hpo_lightning.exceptions import UnknownNameError, UserInputError
+from hpo_lightning.schedulers import (
+    ASHAScheduler,
+    Decision,
+    HyperbandScheduler,
+    LearningCurve,
+    MedianStoppingScheduler,
+    NoScheduler,
+    Scheduler,
+    make_scheduler,
+    scheduler_names,
+)
+from hpo_lightning.schedulers._asha import promoted, rung_epochs
+
+
+def stop_epoch(
+    scheduler: Scheduler,
+    values: Sequence[float],
+    peers: Sequence[Sequence[float]],
+    *,
+    mode: str = "min",
+    trial: int = 99,
+) -> int | None:
+    """Run a trial epoch by epoch against finished peers; the epoch it is stopped at, or None."""
+    others = [LearningCurve.of(i, p) for i, p in enumerate(peers)]
+    for epoch in range(len(values)):
+        curve = LearningCurve.of(trial, values[: epoch + 1])
+        if scheduler.decide(curve, others, mode=mode) is Decision.STOP:  # type: ignore[arg-type]
+            return epoch
+    return None
+
+
+def negate(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[-v for v in row] for row in rows]
+
+
+# --- median stopping -------------------------------------------------------------------------
+MEDIAN_PEERS = [[1.0, 0.8, 0.6, 0.4], [1.0, 0.9, 0.7, 0.5]]
+# running averages at epoch 1: 0.9 and 0.95 (median 0.925); at epoch 2: 0.8, 0.8667 (0.8333)
+
+MEDIAN_CASES = [
+    # (warmup, min_trials, curve, peers, expected stop epoch)
+    (1, 2, [1.0, 0.5, 0.3, 0.2], MEDIAN_PEERS, None),  # better than the median throughout
+    (1, 2, [1.2, 1.1, 1.0, 0.9], MEDIAN_PEERS, 1),  # worse as soon as the rule applies
+    (1, 2, [2.0, 0.92, 0.91, 0.1], MEDIAN_PEERS, 2),  # 0.92 < 0.925, then 0.91 > 0.833
+    (3, 2, [1.2, 1.1, 1.0, 0.9], MEDIAN_PEERS, 3),  # warm-up protects the first 3 epochs
+    (1, 3, [1.2, 1.1, 1.0, 0.9], MEDIAN_PEERS, None),  # only 2 peers: too few to judge
+    (1, 1, [1.2, 1.1, 1.0], [[0.1]], None),  # a peer stopped at epoch 0 is no peer at epoch 1
+    (0, 2, [1.2, 1.1], MEDIAN_PEERS, 0),  # no warm-up: judged after the first epoch
+    (1, 2, [math.nan, math.nan, 0.1], MEDIAN_PEERS, 1),  # a diverged trial ranks last
+    (1, 2, [1.5, 0.85, 0.7], [*MEDIAN_PEERS, [math.nan, math.nan]], None),  # NaN peer skipped
+]
+
+
+@pytest.mark.parametrize(("warmup", "min_trials", "curve", "peers", "expected"), MEDIAN_CASES)
+def test_median_stop_epochs(warmup, min_trials, curve, peers, expected):
+    s = MedianStoppingScheduler(warmup_epochs=warmup, min_trials=min_trials)
+    assert stop_epoch(s, curve, peers) == expected
+    # the same problem with "max" and every value negated stops at the same epoch
+    assert stop_epoch(s, negate([curve])[0], negate(peers), mode="max") == expected
+
+
+def test_median_uses_best_so_far_not_last_value():
+    s = MedianStoppingScheduler(warmup_epochs=0, min_trials=2)
+    # last value 0.99 is worse than the median 0.925, but the best so far (0.5) is not
+    assert stop_epoch(s, [0.5, 0.99], MEDIAN_PEERS) is None
+
+
+# --- ASHA ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("min_epochs", "eta", "max_epochs", "rungs"),
+    [
+        (1, 3, 20, (1, 3, 9)),
+        (2, 2, 16, (2, 4, 8)),
+        (5, 3, 5, ()),
+        (1, 2, 1, ()),
+        (1, 3, 27, (1, 3, 9)),
+    ],
+)
+def test_asha_rungs(min_epochs, eta, max_epochs, rungs):
+    assert rung_epochs(min_epochs, eta, max_epochs) == rungs
+    s = ASHAScheduler(min_epochs=min_epochs, reduction_factor=eta, max_epochs=max_epochs)
+    assert s.rungs == rungs
+
+
+@pytest.mark.parametrize(
+    ("loss", "peers", "eta", "expected"),
+    [
+        (0.5, [], 3, True),  # first at its rung: nobody to lose to
+        (0.5, [0.4], 3, False),  # n=2 keeps 1: the better peer
+        (0.4, [0.5], 3, True),
+        (0.4, [0.4], 3, True),  # ties favour the trial
+        (0.3, [0.1, 0.2, 0.4, 0.5, 0.6], 3, False),  # n=6 keeps 2; third
+        (0.15, [0.1, 0.2, 0.4, 0.5, 0.6], 3, True),  # second
+        (0.3, [0.1, 0.5, 0.6], 2, True),  # n=4, eta=2 keeps 2; second
+        (0.55, [0.1, 0.5, 0.6], 2, False),  # third
+        (math.inf, [0.9], 2, False),  # NaN (inf loss) loses to any finite value
+    ],
+)
+def test_asha_promotion_rule(loss, peers, eta, expected):
+    assert promoted(loss, peers, eta) is expected
+
+
+# peers: five at rung 1 (epoch 0); only two reached rung 3 (epoch 2), the others were stopped
+ASHA_PEERS = [
+    [0.9],
+    [0.8],
+    [0.7],
+    [0.6, 0.45, 0.4, 0.35, 0.3, 0.3, 0.3, 0.3, 0.3],
+    [0.5, 0.4, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+]
+ASHA_CASES = [
+    # (curve, expected stop epoch) with min_epochs=1, eta=3, max_epochs=9: rungs after 1 and 3
+    ([0.75, 0.1, 0.1], 0),  # 3 of 6 are better at rung 1 (keeps 2)
+    ([0.55, 0.5, 0.35, 0.1, 0.1], 2),  # 2nd of 6 at rung 1; 2nd of 3 at rung 3 (keeps 1)
+    ([0.55, 0.5, 0.25, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], None),  # best at rung 3; no rung after
+    ([0.45, 2.0, 0.2], None),  # between rungs anything goes
+    ([math.nan, 0.1], 0),  # a diverged trial ranks last
+]
+
+
+@pytest.mark.parametrize(("curve", "expected"), ASHA_CASES)
+def test_asha_stop_epochs(curve, expected):
+    s = ASHAScheduler(min_epochs=1, reduction_factor=3, max_epochs=9)
+    assert stop_epoch(s, curve, ASHA_PEERS) == expected
+    assert stop_epoch(s, negate([curve])[0], negate(ASHA_PEERS), mode="max") == expected
+
+
+def test_asha_ignores_peers_that_did_not_report_at_the_rung():
+    s = ASHAScheduler(min_epochs=2, reduction_factor=2, max_epochs=8)  # rungs after 2 and 4
+    sparse = LearningCurve(0, ((0, 0.1), (2, 0.1)))  # validated every other epoch: no epoch 1
+    curve = LearningCurve.of(1, [0.9, 0.9])
+    assert s.decide(curve, [sparse], mode="min") is Decision.CONTINUE
+
+
+# --- Hyperband -------------------------------------------------------------------------------
+def test_hyperband_brackets_and_weights():
+    s = HyperbandScheduler(min_epochs=1, reduction_factor=3, max_epochs=27, seed=0)
+    assert [b.rungs for b in s.brackets] == [(1, 3, 9), (3, 9), (9,), ()]
+    # Li et al. 2018: n_s = ceil((s_max + 1) / (s + 1) * eta**s) with s = 3, 2, 1, 0
+    assert s.bracket_weights == pytest.approx([27 / 49, 12 / 49, 6 / 49, 4 / 49])
+    s20 = HyperbandScheduler(min_epochs=1, reduction_factor=3, max_epochs=20)
+    assert [b.rungs for b in s20.brackets] == [(1, 3, 9), (3, 9), (9,)]
+
+
+def test_hyperband_bracket_assignment_is_seeded():
+    a = HyperbandScheduler(max_epochs=27, seed=7)
+    b = HyperbandScheduler(max_epochs=27, seed=7)
+    c = HyperbandScheduler(max_epochs=27, seed=8)
+    first = [a.bracket_of(t) for t in range(40)]
+    assert first == [b.bracket_of(t) for t in range(40)]
+    assert first == [a.bracket_of(t) for t in range(40)]  # no state consumed between calls
+    assert first != [c.bracket_of(t) for t in range(40)]
+    counts = Counter(a.bracket_of(t) for t in range(4000))
+    for bracket, weight in enumerate(a.bracket_weights):
+        assert counts[bracket] / 4000 == pytest.approx(weight, abs=0.03)
+
+
+def test_hyperband_compares_a_trial_only_within_its_bracket():
+    s = HyperbandScheduler(min_epochs=1, reduction_factor=3, max_epochs=27, seed=0)
+    by_bracket: dict[int, list[int]] = {}
+    for t in range(200):
+        by_bracket.setdefault(s.bracket_of(t), []).append(t)
+    me, mate = by_bracket[0][:2]
+    stranger = by_bracket[1][0]
+    curve = LearningCurve.of(me, [0.9])
+    # a better trial of another bracket does not count at this rung ...
+    assert s.decide(curve, [LearningCurve.of(stranger, [0.1])], mode="min") is Decision.CONTINUE
+    # ... a better trial of the same bracket does
+    assert s.decide(curve, [LearningCurve.of(mate, [0.1])], mode="min") is Decision.STOP
+    # the last bracket never stops anyone (Hyperband's s = 0: full budget)
+    last, *mates = by_bracket[3]
+    peers = [LearningCurve.of(t, [0.0] * 27) for t in mates]
+    for epoch in range(27):
+        curve = LearningCurve.of(last, [1.0] * (epoch + 1))
+        assert s.decide(curve, peers, mode="min") is Decision.CONTINUE
+
+
+def test_no_scheduler_never_stops():
+    assert stop_epoch(NoScheduler(), [9.0, math.nan, 9.0], MEDIAN_PEERS) is None
+
+
+# --- options, factory, namespace ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "options", "words"),
+    [
+        ("asha", {"reduction_factor": 1}, ["reduction_factor", ">= 2", "1"]),
+        ("asha", {"min_epochs": 0}, ["min_epochs", ">= 1", "0"]),
+        ("asha", {"min_epochs": 10, "max_epochs": 5}, ["min_epochs=10", "max_epochs=5", "<="]),
+        ("hyperband", {"min_epochs": 30, "max_epochs": 20}, ["min_epochs=30", "max_epochs=20"]),
+        ("hyperband", {"reduction_factor": 1.5}, ["reduction_factor", "1.5"]),
+        ("hyperband", {"seed": -1}, ["seed", "-1"]),
+        ("median", {"warmup_epochs": -1}, ["warmup_epochs", "-1"]),
+        ("median", {"min_trials": 0}, ["min_trials", "0"]),
+        ("median", {"min_trials": True}, ["min_trials", "True"]),
+        ("asha", {"grace": 1}, ["'grace'", "min_epochs, reduction_factor, max_epochs"]),
+        ("median", {"warmup": 1}, ["'warmup'", "did you mean 'warmup_epochs'"]),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(name, options, words):
+    with pytest.raises(UserInputError) as info:
+        make_scheduler(name, **options)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_unknown_scheduler_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="known schedulers: asha, hyperband, median, none"):
+        make_scheduler("ashaa")
+    with pytest.raises(UnknownNameError, match="did you mean 'asha'"):
+        make_scheduler("ashaa")
+
+
+def test_make_scheduler_from_a_yaml_mapping_round_trips():
+    mapping = {"name": "asha", "min_epochs": 1, "reduction_factor": 3, "max_epochs": 20}
+    s = make_scheduler(**mapping)
+    assert isinstance(s, ASHAScheduler) and s.rungs == (1, 3, 9)
+    for name in scheduler_names():
+        built = make_scheduler(name)
+        assert make_scheduler(built.name, **built.options()) == built
+        assert repr(built).startswith(type(built).__name__ + "(")
+
+
+def test_learning_curve_values():
+    c = LearningCurve.of(4, {2: 0.5, 0: 0.7})
+    assert c.points == ((0, 0.7), (2, 0.5))
+    assert (c.last_epoch, c.last, c.at(1), c.upto(1)) == (2, 0.5, None, [0.7])
+    assert LearningCurve.of(0, []).last_epoch is None
+    with pytest.raises(UserInputError, match="increasing"):
+        LearningCurve(0, ((1, 0.1), (1, 0.2)))
+
+
+def test_public_names_and_no_framework_import():
+    assert sorted(schedulers.__all__) == sorted(
+        [
+            "ASHAScheduler",
+            "Decision",
+            "HyperbandScheduler",
+            "LearningCurve",
+            "MedianStoppingScheduler",
+            "NoScheduler",
+            "Scheduler",
+            "make_scheduler",
+            "scheduler_names",
+        ]
+    )
+    code = "import sys, hpo_lightning.schedulers; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
