@@ -1,0 +1,33 @@
+"""All the plots of a sweep at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hpo_lightning._trial import Mode
+from hpo_lightning.plots._history import plot_history
+from hpo_lightning.plots._importance import plot_importance
+from hpo_lightning.plots._parallel import plot_parallel
+from hpo_lightning.storage import Storage, TrialRecord
+
+
+def plot_trials(trials: Sequence[TrialRecord], mode: Mode, out_dir: str | Path) -> list[Path]:
+    """Save history, parallel-coordinates and importance PNGs in ``out_dir``; return paths."""
+    out = Path(out_dir)
+    return [
+        plot_history(trials, mode, out / "optimisation_history.png"),
+        plot_parallel(trials, mode, out / "parallel_coordinates.png"),
+        plot_importance(trials, out / "param_importance.png"),
+    ]
+
+
+def save_plots(storage: Storage, sweep_name: str, out_dir: str | Path) -> list[Path]:
+    """Save the plots of a stored sweep in ``out_dir`` (created if missing); return the paths.
+
+    Example:
+        >>> from hpo_lightning.storage import open_storage
+        >>> paths = save_plots(open_storage("sweeps.db"), "demo", "plots")  # doctest: +SKIP
+    """
+    sweep = storage.get_sweep(sweep_name)
+    return plot_trials(storage.get_trials(sweep.id), sweep.mode, out_dir)

@@ -1,0 +1,391 @@
+"""MLflowTracker: mirrors sweeps into MLflow, a parent run per sweep and a nested run per trial.
+
+MLflow is an observer: the store (SQLite/PostgreSQL) stays the record, and nothing here can
+stop training. Every MLflow call runs on one background thread that owns its MlflowClient
+(no fluent, process-global active run), so ``on_event`` only queues a small tuple and
+returns; the thread merges the queued epochs of a trial into one ``log_batch``.
+
+Outage: when a call fails (server unreachable or erroring), the tracker logs ONE warning,
+drops what it cannot send for ``retry_after_s`` seconds, then tries again. For HTTP(S) tracking
+URIs it shortens MLflow's request timeout and retries (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``) unless you set
+them yourself. ``hpo-lightning mlflow-sync`` back-fills the runs from the store afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from hpo_lightning._trial import Mode, Trial, TrialState
+from hpo_lightning.events import EpochEnd, EpochStart, TrainingEvent, TrainingFinish
+from hpo_lightning.exceptions import HPOError, missing_extra
+from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning.tracking._base import Tracker
+from hpo_lightning.tracking._mlflow_runs import STATUS, MlflowRuns
+
+log = logging.getLogger("hpo_lightning")
+
+# short HTTP limits: a tracker call must fail in seconds, not after MLflow's ~4 minutes of retries
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+_STOP = ("stop",)
+
+
+class MLflowTracker(Tracker):
+    """Mirror sweeps into MLflow: one parent run per sweep, one nested run per trial.
+
+    The parent run holds the sweep definition as params, tags for mode/monitor/tuner and the
+    best trial (``hpo.best_trial``, ``hpo.best_value``; metric ``best_value`` by trial number),
+    and at the end the trials table (CSV) and plots (PNG) as artifacts. Each child run holds
+    the trial's params, every epoch's metrics with ``step=epoch``, the final monitored value
+    (metric ``trial_value``), tags ``hpo.trial_number``/``hpo.state`` and the real status:
+    complete -> FINISHED, failed -> FAILED, pruned -> KILLED (tag ``hpo.stopped_early``).
+
+    Args:
+        tracking_uri: MLflow tracking URI (default: MLflow's, e.g. ``MLFLOW_TRACKING_URI``).
+        experiment_name: the MLflow experiment (created if missing).
+        storage: the sweep's store (Storage or URL); used for the end-of-sweep artifacts so
+            they cover every worker's trials. Without it, the trials this process saw.
+        retry_after_s: after a failed call, how long to drop calls before trying again.
+        flush_timeout_s: how long ``sweep_finished``/``close`` wait for queued calls.
+        artifacts: log the trials table and plots when a sweep finishes.
+
+    Example:
+        >>> import hpo_lightning as hl
+        >>> tracker = hl.MLflowTracker("sqlite:///mlflow.db", "demo")   # doctest: +SKIP
+        >>> cb = hl.HPOCallback(tuner, monitor="val_loss", observers=[tracker])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str = "hpo_lightning",
+        *,
+        storage: str | os.PathLike[str] | Storage | None = None,
+        retry_after_s: float = 60.0,
+        flush_timeout_s: float = 120.0,
+        artifacts: bool = True,
+    ) -> None:
+        if importlib.util.find_spec("mlflow") is None:
+            raise missing_extra("mlflow", "mlflow", "MLflowTracker")
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.retry_after_s = float(retry_after_s)
+        self.flush_timeout_s = float(flush_timeout_s)
+        self.artifacts = artifacts
+        self._storage_arg = storage
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+        if uri.startswith(("http://", "https://")):
+            for key, value in _HTTP_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+        self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._seen: dict[str, dict[int, TrialRecord]] = {}
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # owned by the worker thread
+        self._runs: MlflowRuns | None = None
+        self._retry_at = 0.0
+        self._down = False
+        self.warned = False
+        self.dropped = 0
+
+    # --- Tracker ---------------------------------------------------------------------------
+    def sweep_started(self, name: str, definition: Mapping[str, Any]) -> None:
+        self._definitions[name] = dict(definition)
+        self._submit(("sweep", name, dict(definition)))
+
+    def on_event(self, event: TrainingEvent) -> None:
+        t = event.trial
+        if isinstance(event, EpochEnd):
+            stamp = int(time.time() * 1000)
+            self._submit(("epoch", t, {event.epoch: dict(event.metrics)}, stamp))
+        elif isinstance(event, EpochStart):
+            if event.epoch == 0:  # the run shows up as RUNNING when training starts
+                self._submit(("trial", t))
+        elif isinstance(event, TrainingFinish):
+            value = event.best_metric if math.isfinite(event.best_metric) else None
+            rec = TrialRecord(
+                id=t.id or -1,
+                sweep_id=0,
+                number=t.number,
+                state=event.state,
+                params=dict(t.params),
+                value=value,
+                finished_at=time.time(),
+                epochs=event.epochs,
+                message=event.message,
+            )
+            self._seen.setdefault(t.sweep, {})[t.number] = rec
+            self._submit(("finish", t, rec))
+
+    def sweep_finished(self, name: str) -> None:
+        self._submit(("sweep_end", name))
+        self.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._thread is not None and self._pid == os.getpid():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    # --- public helpers ----------------------------------------------------------------------
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until the queued MLflow calls are done (or dropped); False on timeout."""
+        if self._thread is None or self._pid != os.getpid():
+            return True
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        return done.wait(self.flush_timeout_s if timeout_s is None else timeout_s)
+
+    def run_id_for(self, trial: Trial) -> str:
+        """The MLflow run id of the trial's nested run (created now if needed).
+
+        Raises HPOError when MLflow cannot be reached.
+        """
+        return str(self._call(lambda runs: self._child(runs, trial)))
+
+    def logger_for(self, trial: Trial, *, package: str | None = None) -> Any:
+        """A Lightning ``MLFlowLogger`` that logs into the trial's nested run.
+
+        Use it as ``Trainer(logger=tracker.logger_for(trial))``: your ``self.log`` metrics land
+        in the same run as the tracker's, not in a second one. Lightning marks a logger's run
+        FINISHED when fit ends; this logger then restores the trial's real status (KILLED for
+        a pruned trial). ``package``: "pytorch_lightning" or "lightning" (default: the first
+        one installed).
+        """
+        run_id = self.run_id_for(trial)
+        cls = _logger_class(package)
+        logger = cls(
+            experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=run_id
+        )
+        logger.hpo_after_finalize = lambda: self._submit(("status", trial))
+        return logger
+
+    # --- queue ---------------------------------------------------------------------------------
+    def _submit(self, op: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
+                self._pid = os.getpid()
+                self._queue = queue.SimpleQueue()
+                self._runs = None
+                self._thread = threading.Thread(
+                    target=self._loop, args=(self._queue,), name="hpo-mlflow", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(op)
+
+    def _call(self, fn: Callable[[MlflowRuns], Any]) -> Any:
+        future: Future[Any] = Future()
+        self._submit(("call", fn, future))
+        try:
+            return future.result(timeout=self.flush_timeout_s)
+        except Exception as exc:
+            uri = redact_url(self.tracking_uri or "(default)")
+            raise HPOError(f"MLflow at {uri} cannot be used now: {exc}") from exc
+
+    def _loop(self, q: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+        while True:
+            batch = [q.get()]
+            while True:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            for op in _merge_epochs(batch):
+                if op is _STOP:
+                    return
+                self._execute(op)
+
+    def _execute(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "flush":
+            op[1].set()
+            return
+        if time.monotonic() < self._retry_at:
+            self.dropped += 1
+            if kind == "call":
+                op[2].set_exception(HPOError("MLflow is unreachable; retrying later"))
+            return
+        try:
+            if self._runs is None:
+                self._runs = MlflowRuns(self.tracking_uri, self.experiment_name)
+            if kind == "call":
+                op[2].set_result(op[1](self._runs))
+            else:
+                getattr(self, f"_do_{kind}")(self._runs, *op[1:])
+        except Exception as exc:  # an outage (or a refusal) must never reach training
+            if kind == "call":
+                op[2].set_exception(exc)
+            self._outage(exc)
+            return
+        if self._down:
+            self._down = False
+            log.info("MLflow at %s is reachable again", redact_url(self.tracking_uri or ""))
+
+    def _outage(self, exc: Exception) -> None:
+        self.dropped += 1
+        self._down = True
+        self._retry_at = time.monotonic() + self.retry_after_s
+        if not self.warned:
+            self.warned = True
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            log.warning(
+                "MLflow tracking at %s failed (%s: %s); training goes on and the store keeps "
+                "every trial; MLflow calls are skipped for %.0f s at a time until it answers. "
+                "Back-fill later with: hpo-lightning mlflow-sync <sweep> --storage <store>",
+                redact_url(self.tracking_uri or "(default)"),
+                type(exc).__name__,
+                first_line,
+                self.retry_after_s,
+            )
+
+    # --- operations (worker thread) ---------------------------------------------------------------
+    def _child(self, runs: MlflowRuns, trial: Trial) -> str:
+        parent = runs.parent(trial.sweep)
+        return runs.child(parent, trial.sweep, trial.number, trial.params)
+
+    def _do_sweep(self, runs: MlflowRuns, name: str, definition: Mapping[str, Any]) -> None:
+        parent = runs.parent(name, definition)
+        runs.client.update_run(parent, status="RUNNING")
+
+    def _do_trial(self, runs: MlflowRuns, trial: Trial) -> None:
+        self._child(runs, trial)
+
+    def _do_epoch(
+        self, runs: MlflowRuns, trial: Trial, epochs: dict[int, dict[str, float]], stamp: int
+    ) -> None:
+        runs.log_epochs(self._child(runs, trial), epochs, stamp)
+
+    def _do_finish(self, runs: MlflowRuns, trial: Trial, rec: TrialRecord) -> None:
+        child = self._child(runs, trial)
+        runs.finish_child(child, rec.state, rec.value, message=rec.message, epochs=rec.epochs)
+        if rec.state is TrialState.COMPLETE and rec.value is not None:
+            parent = runs.parent(trial.sweep)
+            runs.update_best(parent, child, trial.number, rec.value, self._mode(trial.sweep))
+
+    def _do_status(self, runs: MlflowRuns, trial: Trial) -> None:
+        rec = self._seen.get(trial.sweep, {}).get(trial.number)
+        if rec is not None:
+            runs.client.set_terminated(self._child(runs, trial), STATUS[rec.state])
+
+    def _do_sweep_end(self, runs: MlflowRuns, name: str) -> None:
+        parent = runs.parent(name)
+        if self.artifacts:
+            trials, mode = self._trials_for_artifacts(name)
+            log_sweep_artifacts(runs, parent, trials, mode)
+        runs.client.set_terminated(parent, "FINISHED")
+
+    def _mode(self, sweep: str) -> Mode:
+        mode = self._definitions.get(sweep, {}).get("mode")
+        if mode in ("min", "max"):
+            return mode
+        if self._storage_arg is not None:
+            try:
+                return self._stored(sweep)[1]
+            except HPOError:
+                pass
+        return "min"
+
+    def _stored(self, sweep: str) -> tuple[list[TrialRecord], Mode]:
+        """The sweep's trials and mode from the store (a URL is opened and closed here)."""
+        assert self._storage_arg is not None
+        given = isinstance(self._storage_arg, Storage)
+        store = open_storage(self._storage_arg, create=False)
+        try:
+            rec = store.get_sweep(sweep)
+            return store.get_trials(rec.id), rec.mode
+        finally:
+            if not given:
+                store.close()
+
+    def _trials_for_artifacts(self, sweep: str) -> tuple[list[TrialRecord], Mode]:
+        if self._storage_arg is not None:
+            return self._stored(sweep)
+        seen = self._seen.get(sweep, {})
+        return [seen[n] for n in sorted(seen)], self._mode(sweep)
+
+    def __repr__(self) -> str:
+        uri = redact_url(self.tracking_uri or "(default)")
+        return f"MLflowTracker({uri!r}, experiment_name={self.experiment_name!r})"
+
+
+def log_sweep_artifacts(
+    runs: MlflowRuns, parent: str, trials: list[TrialRecord], mode: Mode
+) -> list[str]:
+    """Write the trials table and plots to a temporary folder and log them on the parent."""
+    from hpo_lightning.plots import plot_trials, write_trials_csv
+
+    with tempfile.TemporaryDirectory(prefix="hpo-mlflow-") as tmp:
+        out = Path(tmp)
+        files = [write_trials_csv(trials, out / "trials.csv")]
+        files += plot_trials(trials, mode, out / "plots")
+        for f in files:
+            sub = "plots" if f.parent.name == "plots" else None
+            runs.client.log_artifact(parent, str(f), sub)
+        return [f.name for f in files]
+
+
+def _merge_epochs(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Fold consecutive epoch ops of one trial into one op, so they become one log_batch."""
+    out: list[tuple[Any, ...]] = []
+    for op in batch:
+        prev = out[-1] if out else None
+        if op[0] == "epoch" and prev is not None and prev[0] == "epoch" and prev[1] == op[1]:
+            merged = dict(prev[2])
+            merged.update(op[2])
+            out[-1] = ("epoch", op[1], merged, op[3])
+        else:
+            out.append(op)
+    return out
+
+
+def _logger_class(package: str | None) -> type:
+    """A subclass of Lightning's MLFlowLogger that hands the run's status back to the tracker."""
+    names = [package] if package else ["pytorch_lightning", "lightning"]
+    base = None
+    for name in names:
+        if name not in ("pytorch_lightning", "lightning"):
+            from hpo_lightning.exceptions import UserInputError
+
+            raise UserInputError(
+                f"`package` must be 'pytorch_lightning' or 'lightning', but got {name!r}"
+            )
+        module = (
+            "pytorch_lightning.loggers"
+            if name == "pytorch_lightning"
+            else ("lightning.pytorch.loggers")
+        )
+        if importlib.util.find_spec(name) is not None:
+            base = importlib.import_module(module).MLFlowLogger
+            break
+    if base is None:
+        raise missing_extra("pytorch-lightning", "lightning", "MLflowTracker.logger_for")
+
+    class TrialMLFlowLogger(base):  # type: ignore[misc,valid-type]
+        """MLFlowLogger bound to a trial's run; the tracker keeps the trial's status."""
+
+        hpo_after_finalize: Callable[[], None] | None = None
+
+        def finalize(self, status: str = "success") -> None:
+            super().finalize(status)
+            if self.hpo_after_finalize is not None:
+                self.hpo_after_finalize()
+
+    return TrialMLFlowLogger
