@@ -41,10 +41,11 @@ from hpo_lightning.tuners import (
 
 if TYPE_CHECKING:
     from hpo_lightning.lightning import HPOCallback
+    from hpo_lightning.tracking import MLflowTracker
 
 __version__ = "0.1.0"
 
-_LAZY = {"HPOCallback": "hpo_lightning.lightning"}
+_LAZY = {"HPOCallback": "hpo_lightning.lightning", "MLflowTracker": "hpo_lightning.tracking"}
 
 __all__ = [
     "Categorical",
@@ -57,6 +58,7 @@ __all__ = [
     "HPOCallback",
     "HyperparameterTuner",
     "Int",
+    "MLflowTracker",
     "Mode",
     "RandomSearchTuner",
     "SearchSpace",
