@@ -123,6 +123,17 @@ class Storage(ABC):
     def claim(self, sweep_id: int) -> AbstractContextManager[Claim]:
         """A write transaction that locks the sweep: read its trials, then add one atomically."""
 
+    def claim_with(self, sweep_id: int, decide: Callable[[Claim], T]) -> T:
+        """Run ``decide(claim)`` inside :meth:`claim` and return its result.
+
+        Prefer this to ``with claim()`` in loops that must survive a lost connection: a store
+        that loses its connection mid-claim while another worker claims runs ``decide`` again
+        on the fresh trials, which a ``with`` block cannot do. ``decide`` must therefore only
+        read ``claim.trials`` and call ``claim.add_trial``.
+        """
+        with self.claim(sweep_id) as c:
+            return decide(c)
+
     @abstractmethod
     def log_metrics(self, trial_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store one epoch's scalar metrics (upsert) and refresh the trial's heartbeat."""

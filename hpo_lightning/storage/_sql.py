@@ -13,7 +13,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from hpo_lightning._trial import Mode, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
@@ -26,9 +26,12 @@ from hpo_lightning.storage._base import (
     worker_id,
 )
 
+T = TypeVar("T")
+
 SCHEMA_VERSION = 1
 TABLES = ("hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics")
 
+_SWEEP_COLS = "id, name, definition, mode, created_at, status"
 _TRIAL_COLS = (
     "id, sweep_id, number, state, params, value, tuner, worker, created_at, finished_at, "
     "heartbeat_at, epochs, message, attrs"
@@ -75,6 +78,21 @@ class SQLStorage(Storage):
     def _lock_sweep(self, cur: Any, sweep_id: int) -> None:
         """Serialise claims of one sweep (the SQLite write lock already does)."""
 
+    def _transaction(self, body: Callable[[Any], T]) -> T:
+        """Run ``body(cur)`` in one write transaction and return its result.
+
+        Every write goes through here. A store whose connection can drop (PostgreSQL) runs the
+        body again whole after a rollback, so a body touches the database only through ``cur``
+        and computes timestamps outside (a retry then writes the same values).
+        """
+        with self._write() as cur:
+            return body(cur)
+
+    def _query(self, body: Callable[[Any], T]) -> T:
+        """Run ``body(cur)`` with a read cursor (retried like :meth:`_transaction`)."""
+        with self._read() as cur:
+            return body(cur)
+
     # --- helpers ----------------------------------------------------------------------
     @staticmethod
     def _sweep(row: Sequence[Any]) -> SweepRecord:
@@ -87,8 +105,22 @@ class SQLStorage(Storage):
             status=row[5],
         )
 
+    def _trial(self, row: Sequence[Any]) -> TrialRecord:
+        # Finished trials never change (see the Storage contract), so their parsed records
+        # are cached per process: a claim re-reads a sweep's rows but parses only new ones.
+        cache: dict[int, TrialRecord] | None = self.__dict__.get("_finished_cache")
+        if cache is None:
+            cache = self.__dict__["_finished_cache"] = {}
+        hit = cache.get(row[0])
+        if hit is not None and hit.state.value == row[3]:
+            return hit
+        rec = self._parse_trial(row)
+        if rec.state is not TrialState.RUNNING:
+            cache[rec.id] = rec
+        return rec
+
     @staticmethod
-    def _trial(row: Sequence[Any]) -> TrialRecord:
+    def _parse_trial(row: Sequence[Any]) -> TrialRecord:
         return TrialRecord(
             id=int(row[0]),
             sweep_id=int(row[1]),
@@ -140,34 +172,32 @@ class SQLStorage(Storage):
 
     # --- sweeps -------------------------------------------------------------------------
     def create_sweep(self, name: str, definition: Mapping[str, Any], *, mode: Mode) -> SweepRecord:
-        with self._write() as cur:
-            cur.execute(
-                "SELECT id, name, definition, mode, created_at, status FROM hpo_sweeps "
-                "WHERE name = ?",
-                (name,),
-            )
-            row = cur.fetchone()
-            if row is not None:
-                return self._sweep(row)
+        now = time.time()
+
+        def body(cur: Any) -> SweepRecord:
+            # ON CONFLICT: two processes creating the same sweep at once both get the stored one.
             cur.execute(
                 "INSERT INTO hpo_sweeps (name, definition, mode, created_at) VALUES (?, ?, ?, ?) "
-                "RETURNING id, name, definition, mode, created_at, status",
-                (name, dumps(dict(definition)), mode, time.time()),
+                "ON CONFLICT (name) DO NOTHING",
+                (name, dumps(dict(definition)), mode, now),
             )
+            cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps WHERE name = ?", (name,))
             return self._sweep(cur.fetchone())
 
+        return self._transaction(body)
+
     def get_sweep(self, name: str) -> SweepRecord:
-        with self._read() as cur:
-            cur.execute(
-                "SELECT id, name, definition, mode, created_at, status FROM hpo_sweeps "
-                "WHERE name = ?",
-                (name,),
-            )
+        def body(cur: Any) -> tuple[Any, list[str]]:
+            cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps WHERE name = ?", (name,))
             row = cur.fetchone()
             if row is not None:
-                return self._sweep(row)
+                return row, []
             cur.execute("SELECT name FROM hpo_sweeps ORDER BY name")
-            names = [r[0] for r in cur.fetchall()]
+            return None, [r[0] for r in cur.fetchall()]
+
+        row, names = self._query(body)
+        if row is not None:
+            return self._sweep(row)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         known = ", ".join(names) if names else "none yet"
@@ -176,26 +206,33 @@ class SQLStorage(Storage):
         )
 
     def list_sweeps(self) -> list[SweepRecord]:
-        with self._read() as cur:
-            cur.execute(
-                "SELECT id, name, definition, mode, created_at, status FROM hpo_sweeps ORDER BY id"
-            )
+        def body(cur: Any) -> list[SweepRecord]:
+            cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps ORDER BY id")
             return [self._sweep(r) for r in cur.fetchall()]
 
+        return self._query(body)
+
     def set_sweep_status(self, sweep_id: int, status: str) -> None:
-        with self._write() as cur:
-            cur.execute("UPDATE hpo_sweeps SET status = ? WHERE id = ?", (status, sweep_id))
+        self._transaction(
+            lambda cur: cur.execute(
+                "UPDATE hpo_sweeps SET status = ? WHERE id = ?", (status, sweep_id)
+            )
+        )
 
     # --- trials ---------------------------------------------------------------------------
+    def _claim_start(self, cur: Any, sweep_id: int) -> list[TrialRecord]:
+        """Lock the sweep and read its trials: the first half of a claim (writes nothing)."""
+        self._lock_sweep(cur, sweep_id)
+        cur.execute(
+            f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? ORDER BY number",
+            (sweep_id,),
+        )
+        return [self._trial(r) for r in cur.fetchall()]
+
     @contextmanager
     def claim(self, sweep_id: int) -> Iterator[Claim]:
         with self._write() as cur:
-            self._lock_sweep(cur, sweep_id)
-            cur.execute(
-                f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? ORDER BY number",
-                (sweep_id,),
-            )
-            trials = [self._trial(r) for r in cur.fetchall()]
+            trials = self._claim_start(cur, sweep_id)
 
             def add(params: Mapping[str, Any], **kw: Any) -> TrialRecord:
                 return self._insert_trial(cur, sweep_id, params, **kw)
@@ -204,7 +241,9 @@ class SQLStorage(Storage):
 
     def log_metrics(self, trial_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
         rows = [(trial_id, epoch, k, _finite_or_none(float(v))) for k, v in metrics.items()]
-        with self._write() as cur:
+        now = time.time()
+
+        def body(cur: Any) -> None:
             if rows:
                 cur.executemany(
                     "INSERT INTO hpo_metrics (trial_id, epoch, name, value) VALUES (?, ?, ?, ?) "
@@ -214,8 +253,10 @@ class SQLStorage(Storage):
             cur.execute(
                 "UPDATE hpo_trials SET heartbeat_at = ?, epochs = CASE WHEN epochs > ? "
                 "THEN epochs ELSE ? END WHERE id = ?",
-                (time.time(), epoch + 1, epoch + 1, trial_id),
+                (now, epoch + 1, epoch + 1, trial_id),
             )
+
+        self._transaction(body)
 
     def finish_trial(
         self,
@@ -230,91 +271,113 @@ class SQLStorage(Storage):
         if state is TrialState.RUNNING:
             raise StorageError("finish_trial needs a final state, not RUNNING")
         now = time.time()
-        with self._write() as cur:
+        final = _finite_or_none(value)
+
+        def body(cur: Any) -> bool:
             cur.execute(
                 "UPDATE hpo_trials SET state = ?, value = ?, finished_at = ?, heartbeat_at = ?, "
                 "message = ?, epochs = COALESCE(?, epochs) WHERE id = ? AND state = ?",
-                (
-                    state.value,
-                    _finite_or_none(value),
-                    now,
-                    now,
-                    message,
-                    epochs,
-                    trial_id,
-                    TrialState.RUNNING.value,
-                ),
+                (state.value, final, now, now, message, epochs, trial_id, TrialState.RUNNING.value),
             )
-            return bool(cur.rowcount)
+            if cur.rowcount:
+                return True
+            # A retry after a commit whose acknowledgement was lost finds its own write.
+            cur.execute("SELECT state, finished_at FROM hpo_trials WHERE id = ?", (trial_id,))
+            row = cur.fetchone()
+            return row is not None and row[0] == state.value and row[1] == now
+
+        return self._transaction(body)
 
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
         if not trial_ids:
             return
-        now = time.time()
-        with self._write() as cur:
-            cur.executemany(
-                "UPDATE hpo_trials SET heartbeat_at = ? WHERE id = ? AND state = ?",
-                [(now, i, TrialState.RUNNING.value) for i in trial_ids],
+        rows = [(time.time(), i, TrialState.RUNNING.value) for i in trial_ids]
+        self._transaction(
+            lambda cur: cur.executemany(
+                "UPDATE hpo_trials SET heartbeat_at = ? WHERE id = ? AND state = ?", rows
             )
+        )
 
     def get_trials(
         self, sweep_id: int, *, states: Sequence[TrialState] | None = None
     ) -> list[TrialRecord]:
-        with self._read() as cur:
+
+        def body(cur: Any) -> list[TrialRecord]:
             cur.execute(
                 f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? ORDER BY number",
                 (sweep_id,),
             )
-            rows = [self._trial(r) for r in cur.fetchall()]
+            return [self._trial(r) for r in cur.fetchall()]
+
+        rows = self._query(body)
         if states is not None:
             wanted = {TrialState(s) for s in states}
             rows = [r for r in rows if r.state in wanted]
         return rows
 
     def get_metrics(self, trial_id: int) -> dict[int, dict[str, float]]:
-        out: dict[int, dict[str, float]] = {}
-        with self._read() as cur:
+
+        def body(cur: Any) -> list[Any]:
             cur.execute(
                 "SELECT epoch, name, value FROM hpo_metrics WHERE trial_id = ? "
                 "ORDER BY epoch, name",
                 (trial_id,),
             )
-            for epoch, name, value in cur.fetchall():
-                out.setdefault(int(epoch), {})[name] = math.nan if value is None else float(value)
+            return list(cur.fetchall())
+
+        out: dict[int, dict[str, float]] = {}
+        for epoch, name, value in self._query(body):
+            out.setdefault(int(epoch), {})[name] = math.nan if value is None else float(value)
         return out
 
     def fail_stale_trials(
         self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
     ) -> list[TrialRecord]:
         now = time.time()
-        failed: list[TrialRecord] = []
-        with self._write() as cur:
+
+        def body(cur: Any) -> list[TrialRecord]:
+            # Returns what this attempt failed: after a lost commit acknowledgement the retry
+            # finds those trials already FAILED and leaves them out (their state is right).
             cur.execute(
                 f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? AND state = ?",
                 (sweep_id, TrialState.RUNNING.value),
             )
+            failed = []
             for rec in (self._trial(r) for r in cur.fetchall()):
-                alive = is_alive(rec.worker or "")
-                last = rec.heartbeat_at or rec.created_at
-                if alive is False:
-                    reason = f"its worker {rec.worker} is no longer running (killed or crashed)"
-                elif alive is None and now - last > older_than_s:
-                    reason = (
-                        f"its worker {rec.worker} sent no heartbeat for "
-                        f"{now - last:.0f} s (limit {older_than_s:.0f} s)"
-                    )
-                else:
+                reason = _stale_reason(rec, now, older_than_s, is_alive)
+                if reason is None:
                     continue
+                # The heartbeat guard keeps a trial whose worker reported meanwhile.
                 cur.execute(
                     "UPDATE hpo_trials SET state = ?, finished_at = ?, message = ? "
-                    "WHERE id = ? AND state = ?",
+                    "WHERE id = ? AND state = ? AND (heartbeat_at IS NULL OR heartbeat_at <= ?)",
                     (
                         TrialState.FAILED.value,
                         now,
                         f"lost: {reason}",
                         rec.id,
                         TrialState.RUNNING.value,
+                        rec.heartbeat_at if rec.heartbeat_at is not None else now,
                     ),
                 )
-                failed.append(rec)
-        return failed
+                if cur.rowcount:
+                    failed.append(rec)
+            return failed
+
+        return self._transaction(body)
+
+
+def _stale_reason(
+    rec: TrialRecord, now: float, older_than_s: float, is_alive: Callable[[str], bool | None]
+) -> str | None:
+    """Why a RUNNING trial's worker counts as gone, or None while it may still be alive."""
+    alive = is_alive(rec.worker or "")
+    last = rec.heartbeat_at or rec.created_at
+    if alive is False:
+        return f"its worker {rec.worker} is no longer running (killed or crashed)"
+    if alive is None and now - last > older_than_s:
+        return (
+            f"its worker {rec.worker} sent no heartbeat for "
+            f"{now - last:.0f} s (limit {older_than_s:.0f} s)"
+        )
+    return None

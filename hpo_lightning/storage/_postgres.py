@@ -1,0 +1,417 @@
+"""The PostgreSQL store: the SQLite schema on a server, for workers on many machines.
+
+* **Transactions.** The connection runs in autocommit mode, so a read never leaves a
+  transaction open; every write is an explicit ``BEGIN ... COMMIT`` (READ COMMITTED).
+* **Claims.** ``claim`` locks the sweep's row (``SELECT ... FOR UPDATE``) before it reads the
+  trials, so claims of one sweep are serialised across machines while other sweeps, metric
+  writes and heartbeats go on in parallel.
+* **Schema.** Created on first use inside ``pg_advisory_xact_lock``, so eight processes opening a
+  fresh database at once do not race on ``CREATE TABLE``; the version row refuses newer schemas.
+* **Lost connections.** A dropped connection or a restarted server makes an operation reconnect
+  and run again whole, with exponential backoff for up to ``retry_s`` seconds, then raise
+  :class:`StorageError`. Write bodies compute their timestamps before the first attempt, so a
+  retry after a commit whose acknowledgement was lost recognises its own write. A claim cannot
+  re-run the caller's ``with`` block; it replays its inserts (same ids and numbers) in a new
+  transaction when no other worker claimed meanwhile, and otherwise raises
+  :class:`ClaimInterruptedError`; :meth:`PostgresStorage.claim_with` then decides again.
+* **Processes and threads.** One connection per process (a forked child opens its own and never
+  touches the parent's socket) guarded by a lock shared with the heartbeat thread; pickling
+  drops the connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+from hpo_lightning.exceptions import InvalidStorageError, StorageError, missing_extra
+from hpo_lightning.storage._base import Claim, TrialRecord, dumps
+from hpo_lightning.storage._sql import SCHEMA_VERSION, SQLStorage, schema_sql
+
+try:
+    import psycopg
+    from psycopg import conninfo as _conninfo
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise missing_extra("psycopg", "postgres", "A PostgreSQL store") from _exc
+
+__all__ = ["ClaimInterruptedError", "PostgresStorage"]
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+_RETRY_S = 60.0
+_CONNECT_TIMEOUT_S = 10
+_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hpo_lightning.schema:' || current_schema()))"
+_REPLAY = (
+    "INSERT INTO hpo_trials (id, sweep_id, number, state, params, value, tuner, worker, "
+    "created_at, finished_at, heartbeat_at, epochs, message, attrs) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Errors after which the connection is suspect and the whole operation may run again.
+_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class ClaimInterruptedError(StorageError):
+    """The connection dropped mid-claim while another worker claimed; nothing was written."""
+
+
+@functools.lru_cache(maxsize=512)
+def _to_pg(sql: str) -> str:
+    """The shared SQL's ``?`` placeholders as psycopg's ``%s`` (the SQL has no literal ``?``)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Cursor:
+    """A psycopg cursor that speaks the ``?`` placeholders of the shared SQL."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Any = ()) -> _Cursor:
+        self._cur.execute(_to_pg(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self._cur.executemany(_to_pg(sql), rows)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+def _dsn(url: str) -> str:
+    """A libpq URL (SQLAlchemy's ``postgresql+psycopg://`` accepted) with a connect timeout."""
+    if url.startswith("postgresql+psycopg://"):
+        url = "postgresql://" + url[len("postgresql+psycopg://") :]
+    params = _conninfo.conninfo_to_dict(url)
+    if "connect_timeout" in params:
+        return url
+    return _conninfo.make_conninfo(url, connect_timeout=_CONNECT_TIMEOUT_S)
+
+
+class PostgresStorage(SQLStorage):
+    """Store on a PostgreSQL server, shared by workers on many machines.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database``; a schema other than
+            ``public`` with ``?options=-csearch_path%3Dname``.
+        retry_s: how long an operation keeps reconnecting after the server went away.
+
+    ``url`` is kept with the password hidden; error messages never show the password.
+
+    Example:
+        >>> store = PostgresStorage("postgresql://hpo@db.example.org/hpo")  # doctest: +SKIP
+        >>> sweep = store.create_sweep("lr-search", {"space": {}}, mode="min")  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, *, retry_s: float = _RETRY_S) -> None:
+        from hpo_lightning.storage import redact_url
+
+        self.url = redact_url(url)
+        self.retry_s = float(retry_s)
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pid = -1
+        self._password: str | None = None
+        try:
+            self._dsn = _dsn(url)
+            password = _conninfo.conninfo_to_dict(self._dsn).get("password")
+            self._password = str(password) if password else None
+            self._connection()
+        except psycopg.Error as exc:
+            raise InvalidStorageError(
+                f"cannot connect to the PostgreSQL store {self.url}: {self._say(exc)}; check the "
+                "URL (postgresql://user@host:port/database), that the server runs and accepts "
+                "this user from this host (pg_hba.conf)"
+            ) from None
+        self._init_schema()
+
+    # --- connection -------------------------------------------------------------------
+    def _say(self, exc: BaseException) -> str:
+        """The first line of a driver error, with the password (if any) masked."""
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
+        return text.replace(self._password, "***") if self._password else text
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid() and not conn.closed:
+            return conn
+        self._drop_connection()
+        self._conn = psycopg.connect(self._dsn, autocommit=True)
+        self._pid = os.getpid()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        # A forked child only forgets the parent's connection: closing it would end the
+        # parent's session (psycopg skips the close on garbage collection in a child too).
+        if self._conn is not None and self._pid == os.getpid():
+            with suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def _retrying(
+        self, what: str, attempt: Callable[[], T], *, error: type[StorageError] = StorageError
+    ) -> T:
+        """Run ``attempt`` until it succeeds, reconnecting after transient errors."""
+        deadline = time.monotonic() + self.retry_s
+        delay, tries = 0.05, 0
+        jitter = random.Random(os.getpid() ^ time.monotonic_ns())
+        while True:
+            try:
+                return attempt()
+            except _TRANSIENT as exc:
+                with self._lock:
+                    self._drop_connection()
+                tries += 1
+                if time.monotonic() + delay > deadline:
+                    raise error(
+                        f"{what} on the PostgreSQL store {self.url} failed {tries} times over "
+                        f"{self.retry_s:.0f} s: {self._say(exc)}; check that the server is up "
+                        "and reachable from this machine"
+                    ) from None
+                if tries == 1:
+                    _log.warning(
+                        "%s on %s failed (%s); reconnecting for up to %.0f s",
+                        what,
+                        self.url,
+                        self._say(exc),
+                        self.retry_s,
+                    )
+                time.sleep(delay * (0.5 + jitter.random()))
+                delay = min(delay * 2, 2.0)
+            except psycopg.Error as exc:
+                raise error(
+                    f"{what} on the PostgreSQL store {self.url} failed: {self._say(exc)}"
+                ) from None
+
+    def _begin(self) -> _Cursor:
+        """A cursor inside a fresh ``BEGIN`` (the caller holds ``_lock``)."""
+        raw = self._connection().cursor()
+        raw.execute("BEGIN")
+        return _Cursor(raw)
+
+    def _rollback_quietly(self) -> None:
+        conn = self._conn
+        if conn is None or conn.closed or self._pid != os.getpid():
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._drop_connection()
+
+    # --- transactions -------------------------------------------------------------------
+    def _transaction(self, body: Callable[[Any], T]) -> T:
+        return self._retrying("a write", functools.partial(self._attempt_write, body))
+
+    def _attempt_write(self, body: Callable[[Any], T]) -> T:
+        with self._lock:
+            cur = self._begin()
+            try:
+                out = body(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback_quietly()
+                raise
+            return out
+
+    def _query(self, body: Callable[[Any], T]) -> T:
+        def attempt() -> T:
+            with self._lock, self._connection().cursor() as raw:
+                return body(_Cursor(raw))
+
+        return self._retrying("a read", attempt)
+
+    @contextmanager
+    def _write(self) -> Iterator[_Cursor]:
+        with self._lock:
+            cur = self._begin()
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback_quietly()
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[_Cursor]:
+        with self._lock, self._connection().cursor() as raw:
+            yield _Cursor(raw)
+
+    def _init_schema(self) -> None:
+        def body(cur: Any) -> None:
+            if self._schema_version(cur) == SCHEMA_VERSION:
+                return  # the common case: no lock, no DDL
+            cur.execute(_SCHEMA_LOCK)
+            for stmt in schema_sql(
+                "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION"
+            ):
+                cur.execute(stmt)
+            if self._schema_version(cur) is None:
+                cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+
+        self._retrying(
+            "creating the schema",
+            functools.partial(self._attempt_write, body),
+            error=InvalidStorageError,
+        )
+
+    def _schema_version(self, cur: Any) -> int | None:
+        cur.execute("SELECT to_regclass('hpo_schema') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT MAX(version) FROM hpo_schema")
+        version = cur.fetchone()[0]
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise InvalidStorageError(
+                f"{self.url} was written by a newer hpo_lightning (schema {version}, this "
+                f"version reads {SCHEMA_VERSION}); upgrade hpo_lightning"
+            )
+        return None if version is None else int(version)
+
+    # --- claims -------------------------------------------------------------------------
+    def _lock_sweep(self, cur: Any, sweep_id: int) -> None:
+        cur.execute("SELECT id FROM hpo_sweeps WHERE id = ? FOR UPDATE", (sweep_id,))
+        if cur.fetchone() is None:
+            raise StorageError(
+                f"no sweep with id {sweep_id} in {self.url}; look the sweep up by name first"
+            )
+
+    @contextmanager
+    def claim(self, sweep_id: int) -> Iterator[Claim]:
+        with self._lock:
+            run = _ClaimRun(self, sweep_id)
+            trials = self._retrying("a claim", run.start)
+            try:
+                yield Claim(trials, run.add)
+                self._retrying("a claim", run.commit)
+            except BaseException:
+                self._rollback_quietly()
+                raise
+
+    def claim_with(self, sweep_id: int, decide: Callable[[Claim], T]) -> T:
+        deadline = time.monotonic() + self.retry_s
+        while True:
+            try:
+                with self.claim(sweep_id) as c:
+                    return decide(c)
+            except ClaimInterruptedError:
+                if time.monotonic() > deadline:
+                    raise
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_conn=None, _pid=-1, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self.url!r})"
+
+
+class _ClaimRun:
+    """The transaction of one claim, able to carry on after its connection dropped.
+
+    Trial ids come from a sequence, so only this claim ever holds the ids it inserted: after a
+    reconnect, finding them means the commit went through; finding exactly the trials it first
+    read means nothing did and the inserts can be replayed as they were.
+    """
+
+    def __init__(self, store: PostgresStorage, sweep_id: int) -> None:
+        self.store, self.sweep_id = store, sweep_id
+        self.cur: _Cursor | None = None
+        self.seen: set[int] = set()
+        self.added: list[TrialRecord] = []
+
+    def start(self) -> list[TrialRecord]:
+        self.cur = self.store._begin()
+        trials = self.store._claim_start(self.cur, self.sweep_id)
+        self.seen = {t.id for t in trials}
+        return trials
+
+    def add(self, params: Mapping[str, Any], **kw: Any) -> TrialRecord:
+        def attempt() -> TrialRecord:
+            cur = self.cur if self.cur is not None else self._resume()
+            if cur is None:  # cannot happen: nothing was committed before this insert
+                raise StorageError(f"a claim on {self.store.url} committed before its insert")
+            try:
+                return self.store._insert_trial(cur, self.sweep_id, params, **kw)
+            except _TRANSIENT:
+                self.cur = None
+                raise
+
+        rec = self.store._retrying("a claim", attempt)
+        self.added.append(rec)
+        return rec
+
+    def commit(self) -> None:
+        cur = self.cur if self.cur is not None else self._resume()
+        if cur is None:
+            return  # the earlier COMMIT went through; only its acknowledgement was lost
+        try:
+            cur.execute("COMMIT")
+        except _TRANSIENT:
+            self.cur = None
+            raise
+
+    def _resume(self) -> _Cursor | None:
+        """Reopen the claim on a new connection; None when it had already committed."""
+        cur = self.store._begin()
+        self.store._lock_sweep(cur, self.sweep_id)
+        cur.execute("SELECT id FROM hpo_trials WHERE sweep_id = ?", (self.sweep_id,))
+        ids = {int(r[0]) for r in cur.fetchall()}
+        mine = {t.id for t in self.added}
+        if mine and mine <= ids:
+            cur.execute("ROLLBACK")
+            return None
+        if ids != self.seen:
+            cur.execute("ROLLBACK")
+            raise ClaimInterruptedError(
+                f"the connection to {self.store.url} dropped during a claim while another "
+                "worker claimed; this claim was rolled back -- claim again (claim_with does)"
+            )
+        for t in self.added:
+            cur.execute(
+                _REPLAY,
+                (
+                    t.id,
+                    t.sweep_id,
+                    t.number,
+                    t.state.value,
+                    dumps(dict(t.params)),
+                    t.value,
+                    t.tuner,
+                    t.worker,
+                    t.created_at,
+                    t.finished_at,
+                    t.heartbeat_at,
+                    t.epochs,
+                    t.message,
+                    dumps(dict(t.attrs)),
+                ),
+            )
+        self.cur = cur
+        return cur
