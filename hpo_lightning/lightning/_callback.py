@@ -4,10 +4,16 @@ Hook mapping: ``on_fit_start`` binds the trial (a sweep's trial, or the tuner's 
 suggestion); ``on_train_epoch_start`` -> EpochStart; ``on_train_epoch_end`` -> EpochEnd with
 ``trainer.callback_metrics``; ``on_fit_end`` -> TrainingFinish; ``on_exception`` ->
 TrainingFinish(FAILED). Only global rank 0 publishes, so one trial is written per fit.
+
+Early stopping: after each epoch's EpochEnd, global rank 0 asks the scheduler about the trial's
+learning curve against the other trials' curves (read from the tracker's store when there is
+one, otherwise the curves of the trials this callback ran), then broadcasts the decision so
+every rank stops after the same epoch. A stopped trial ends as PRUNED.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import traceback
 from collections.abc import Iterable, Mapping
@@ -25,6 +31,9 @@ from hpo_lightning.events import (
 )
 from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
 from hpo_lightning.lightning._compat import broadcast, callback_bases
+from hpo_lightning.schedulers import Decision, LearningCurve, Scheduler, make_scheduler
+
+log = logging.getLogger("hpo_lightning")
 
 
 def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -38,6 +47,20 @@ def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def check_scheduler(scheduler: Any) -> Scheduler | None:
+    """A scheduler from ``scheduler=``: None, a scheduler name, or an object with ``decide``."""
+    if scheduler is None or isinstance(scheduler, Scheduler):
+        return scheduler
+    if isinstance(scheduler, str):
+        return make_scheduler(scheduler)
+    if callable(getattr(scheduler, "decide", None)):
+        return scheduler
+    raise UserInputError(
+        f"`scheduler` must be a Scheduler (see make_scheduler), a scheduler name or None, "
+        f"but got {scheduler!r}"
+    )
+
+
 class _HPOCallbackImpl:
     """Implementation of :class:`HPOCallback`; see its docstring."""
 
@@ -49,7 +72,7 @@ class _HPOCallbackImpl:
         mode: Mode | None = None,
         tracker: Any = None,
         observers: Iterable[TrainingObserver] = (),
-        scheduler: Any = None,
+        scheduler: Scheduler | str | None = None,
         trial: Trial | None = None,
         sweep: str = "default",
     ) -> None:
@@ -66,7 +89,10 @@ class _HPOCallbackImpl:
         self.monitor = monitor
         self.tuner = tuner
         self.tracker = tracker
-        self.scheduler = scheduler
+        self.scheduler = check_scheduler(scheduler)
+        # curves of the trials run by this callback, by sweep and trial number (used when
+        # there is no store to read the sweep's curves from)
+        self._memory: dict[str, dict[int, dict[int, float]]] = {}
         self.sweep = sweep
         self._fixed_trial = trial
         self._bus = EventBus()
@@ -88,6 +114,8 @@ class _HPOCallbackImpl:
         self.message: str | None = None
         self._finished = False
         self._seen_keys: set[str] = set()
+        self._curve: dict[int, float] = {}
+        self._sweep_id: int | None = None
 
     # --- binding --------------------------------------------------------------------
     def subscribe(self, observer: TrainingObserver) -> None:
@@ -142,6 +170,8 @@ class _HPOCallbackImpl:
         self.epochs = epoch + 1
         if value is not None:
             self.values.append(value)
+            self._curve[epoch] = value
+            self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
             if math.isfinite(value) and (
                 math.isnan(self.best)
                 or (value < self.best if self.mode == "min" else value > self.best)
@@ -159,16 +189,49 @@ class _HPOCallbackImpl:
     def _should_stop(
         self, trainer: Any, epoch: int, value: float | None
     ) -> tuple[bool, str | None]:
-        """Ask the scheduler on rank 0 and broadcast its decision (hook for schedulers)."""
+        """Ask the scheduler on global rank 0 and broadcast its decision to every rank."""
         if self.scheduler is None or value is None:
             return False, None
-        decision = None
+        decision = Decision.CONTINUE
         if trainer.is_global_zero:
-            decision = self.scheduler.decide_for_callback(self, epoch, value)
-        decision = broadcast(trainer, decision)
-        if decision is None:
+            decision = self._decide(epoch)
+        decision = Decision(broadcast(trainer, decision))  # every rank must take part
+        if decision is not Decision.STOP:
             return False, None
-        return bool(decision[0]), decision[1]
+        name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
+        return (
+            True,
+            f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})",
+        )
+
+    def _decide(self, epoch: int) -> Decision:
+        """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""
+        assert self.trial is not None and self.scheduler is not None
+        try:
+            number = self.trial.number
+            curve = LearningCurve.of(number, self._curve)
+            others = [
+                LearningCurve.of(n, c) for n, c in self._other_curves().items() if n != number and c
+            ]
+            return Decision(self.scheduler.decide(curve, others, mode=self.mode))
+        except Exception as exc:  # a failing scheduler or store must not end the fit
+            log.warning(
+                "the scheduler could not decide at epoch %d, the trial goes on: %s: %s",
+                epoch,
+                type(exc).__name__,
+                exc,
+            )
+            return Decision.CONTINUE
+
+    def _other_curves(self) -> Mapping[int, Mapping[int, float]]:
+        """The sweep's curves of the monitored metric: from the store, else from memory."""
+        assert self.trial is not None
+        storage: Any = getattr(self.tracker, "storage", None)
+        if self.trial.id is not None and callable(getattr(storage, "get_curves", None)):
+            if self._sweep_id is None:
+                self._sweep_id = storage.get_sweep(self.trial.sweep).id
+            return storage.get_curves(self._sweep_id, self.monitor)
+        return self._memory.get(self.trial.sweep, {})
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self.trial is None or self._finished:
@@ -252,7 +315,10 @@ class HPOCallback(_HPOCallbackImpl, *callback_bases()):  # type: ignore[misc]
         mode: "min" or "max" (default: the tuner's).
         tracker: an ExperimentTracker (or other Tracker) that records the trials.
         observers: more observers of the events.
-        scheduler: an early-stopping scheduler (stops bad trials with ``trainer.should_stop``).
+        scheduler: an early-stopping scheduler or its name (see ``make_scheduler``); it stops
+            bad trials with ``trainer.should_stop`` and they end as PRUNED.
+        trial: the trial to run (the sweep driver's); by default each fit creates one.
+        sweep: name of the sweep for trials created without a tracker.
 
     Example:
         >>> import hpo_lightning as hl

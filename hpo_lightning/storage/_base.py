@@ -163,6 +163,19 @@ class Storage(ABC):
     def get_metrics(self, trial_id: int) -> dict[int, dict[str, float]]:
         """Per-epoch metrics of a trial: ``{epoch: {name: value}}``."""
 
+    def get_curves(self, sweep_id: int, metric: str) -> dict[int, dict[int, float]]:
+        """One metric's per-epoch values for every trial of a sweep: ``{number: {epoch: v}}``.
+
+        Trials that never logged ``metric`` are absent; a non-finite value reads as NaN. SQL
+        stores answer with one query; this default reads trial by trial.
+        """
+        out: dict[int, dict[int, float]] = {}
+        for trial in self.get_trials(sweep_id):
+            curve = {e: m[metric] for e, m in self.get_metrics(trial.id).items() if metric in m}
+            if curve:
+                out[trial.number] = curve
+        return out
+
     @abstractmethod
     def fail_stale_trials(
         self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]

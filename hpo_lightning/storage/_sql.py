@@ -330,6 +330,22 @@ class SQLStorage(Storage):
             out.setdefault(int(epoch), {})[name] = math.nan if value is None else float(value)
         return out
 
+    def get_curves(self, sweep_id: int, metric: str) -> dict[int, dict[int, float]]:
+        def body(cur: Any) -> list[Any]:
+            cur.execute(
+                "SELECT t.number, m.epoch, m.value FROM hpo_metrics m "
+                "JOIN hpo_trials t ON t.id = m.trial_id "
+                "WHERE t.sweep_id = ? AND m.name = ? ORDER BY t.number, m.epoch",
+                (sweep_id, metric),
+            )
+            return list(cur.fetchall())
+
+        out: dict[int, dict[int, float]] = {}
+        for number, epoch, value in self._query(body):
+            value = math.nan if value is None else float(value)
+            out.setdefault(int(number), {})[int(epoch)] = value
+        return out
+
     def fail_stale_trials(
         self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
     ) -> list[TrialRecord]:

@@ -143,6 +143,21 @@ class SQLiteStorage(SQLStorage):
             if cur.fetchone()[0] == 0:
                 cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
 
+    # --- pickling (DDP spawn sends the store to worker processes) ----------------------
+    def __getstate__(self) -> dict[str, object]:
+        if self.memory:
+            raise InvalidStorageError(
+                "an in-memory store (':memory:') cannot be sent to another process (e.g. "
+                "Trainer(strategy='ddp_spawn')); give the store a file path"
+            )
+        state = dict(self.__dict__)
+        state.update(_conn=None, _pid=-1, _lock=None)  # a connection and a lock stay behind
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # --- transactions ------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
