@@ -1,0 +1,255 @@
+"""``sweep``, ``status``, ``best``, ``export`` and ``list``: run sweeps and read the store."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from typing import Any
+
+from hpo_lightning.exceptions import ConfigError
+from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
+
+STORAGE_ENV = "HPO_LIGHTNING_STORAGE"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="run (or resume) the sweep of a YAML sweep file")
+    p.add_argument("file", help="the sweep file (YAML)")
+    p.add_argument("--n-workers", type=_positive, help="local worker processes (file: n_workers)")
+    p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
+    p.add_argument("--storage", help="store path or URL (file: storage)")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_sweep)
+
+    for name, helptext, func in (
+        ("status", "table of a sweep's trials", cmd_status),
+        ("best", "best trial's params as JSON", cmd_best),
+        ("export", "all trials as CSV or JSON", cmd_export),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage)")
+        _storage_arg(p)
+        if name == "export":
+            p.add_argument("--format", choices=("csv", "json"), default="csv")
+            p.add_argument("--output", "-o", help="file to write (default: stdout)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("list", help="the sweeps in a store")
+    _storage_arg(p)
+    p.set_defaults(func=cmd_list)
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        help=f"store path or URL (default: ${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
+    )
+
+
+def open_store_for(args: argparse.Namespace) -> tuple[Storage, str | None]:
+    """The store named by --storage, $HPO_LIGHTNING_STORAGE, a sweep file, or the default."""
+    name = getattr(args, "sweep", None)
+    location = args.storage or os.environ.get(STORAGE_ENV)
+    if name and name.endswith((".yaml", ".yml")) and os.path.isfile(name):
+        cfg = load_sweep_file(name)
+        location = location or cfg.storage_location()
+        name = cfg.name
+    location = location or DEFAULT_STORE_NAME
+    return open_storage(location, create=False), name
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hpo_lightning.sweep import Sweep
+
+    sweep = Sweep.from_file(
+        args.file,
+        n_workers=args.n_workers,
+        n_trials=args.n_trials,
+        storage=args.storage,
+        timeout=args.timeout,
+    )
+    try:
+        result = sweep.run(progress="quiet" if args.quiet else "auto")
+    finally:
+        sweep.close()
+    best = result.best
+    where = result.storage_url
+    if result.stopped == "interrupted":
+        print(
+            f"interrupted: {result.n_complete} trials complete are kept in {where}; "
+            f"resume with: hpo-lightning sweep {args.file}",
+            file=sys.stderr,
+        )
+        return 130
+    if result.stopped == "max_failures":
+        first = (result.first_error or "").strip().splitlines()
+        print(
+            f"sweep '{result.name}' stopped after {result.n_failed} failed trials; first error: "
+            f"{first[0] if first else 'unknown'}",
+            file=sys.stderr,
+        )
+        return 1
+    best_text = (
+        f"best {sweep.config.monitor}={best.value:.6g} (trial {best.number}) "
+        f"{json.dumps(dict(best.params), sort_keys=True)}"
+        if best
+        else "no complete trial"
+    )
+    print(
+        f"sweep '{result.name}' {result.stopped}: {result.n_complete} complete, "
+        f"{result.n_pruned} pruned, {result.n_failed} failed; {best_text}; store: {where}"
+    )
+    return 0
+
+
+def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
+    store, name = open_store_for(args)
+    if not name:
+        raise ConfigError("give a sweep name")
+    sweep = store.get_sweep(name)
+    return store, sweep, store.get_trials(sweep.id)
+
+
+def _fmt_value(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hpo_lightning.sweep._progress import summarize
+
+    store, sweep, trials = _trials(args)
+    try:
+        monitor = sweep.definition.get("monitor", "value")
+        s = summarize(trials, sweep.mode)
+        table = Table(
+            title=f"sweep '{sweep.name}' ({sweep.mode} {monitor}) in {redact_url(store.url)}"
+        )
+        for col in ("#", "state", monitor, "epochs", "params", "note"):
+            table.add_column(col, overflow="fold")
+        best = s["best"]
+        for t in trials:
+            note = (t.message or "").splitlines()[0][:60] if t.message else ""
+            if best is not None and t.number == best.number:
+                note = "best"
+            table.add_row(
+                str(t.number),
+                t.state.value,
+                _fmt_value(t.value),
+                str(t.epochs),
+                json.dumps(dict(t.params), sort_keys=True),
+                note,
+            )
+        console = Console(width=max(120, Console().width))
+        console.print(table)
+        console.print(
+            f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed, "
+            f"{s['running']} running"
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hpo_lightning.sweep._progress import summarize
+
+    store, sweep, trials = _trials(args)
+    store.close()
+    best = summarize(trials, sweep.mode)["best"]
+    if best is None:
+        raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
+    print(json.dumps(dict(best.params), sort_keys=True))
+    return 0
+
+
+def trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
+    """Flat rows (one per trial; params as ``param_<name>`` columns) for CSV/JSON export."""
+    names = sorted({k for t in trials for k in t.params})
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.value,
+            "value": t.value,
+            "epochs": t.epochs,
+            "started": dt.datetime.fromtimestamp(t.created_at, tz=dt.timezone.utc).isoformat(),
+            "finished": (
+                dt.datetime.fromtimestamp(t.finished_at, tz=dt.timezone.utc).isoformat()
+                if t.finished_at
+                else None
+            ),
+            "worker": t.worker,
+            "message": (t.message or "").splitlines()[0] if t.message else "",
+        }
+        row.update({f"param_{n}": t.params.get(n) for n in names})
+        rows.append(row)
+    return rows
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store, sweep, trials = _trials(args)
+    store.close()
+    rows = trial_rows(trials)
+    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        if args.format == "json":
+            json.dump(
+                {
+                    "sweep": sweep.name,
+                    "mode": sweep.mode,
+                    "definition": sweep.definition,
+                    "trials": rows,
+                },
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        else:
+            fields = list(rows[0]) if rows else ["number", "state", "value"]
+            writer = csv.DictWriter(out, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from hpo_lightning.sweep._progress import summarize
+
+    args.sweep = None
+    store, _ = open_store_for(args)
+    try:
+        sweeps = store.list_sweeps()
+        if not sweeps:
+            print(f"no sweeps in {redact_url(store.url)}")
+        for sw in sweeps:
+            s = summarize(store.get_trials(sw.id), sw.mode)
+            best = s["best"]
+            print(
+                f"{sw.name}: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
+                f"failed, {s['running']} running; best {sw.definition.get('monitor', 'value')}"
+                f"={_fmt_value(best.value if best else None)}"
+            )
+    finally:
+        store.close()
+    return 0

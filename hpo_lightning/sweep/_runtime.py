@@ -1,0 +1,154 @@
+"""Pieces of a running trial: the heartbeat thread, worker liveness, the trial handle."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hpo_lightning._trial import Trial, TrialState, to_metric
+from hpo_lightning.events import EventBus, TrainingFinish
+from hpo_lightning.storage import Storage, TrialRecord
+
+if TYPE_CHECKING:
+    from hpo_lightning.sweep._driver import Sweep
+
+LOST = "lost: "
+INTERRUPTED = "interrupted: "
+
+
+def is_retriable(rec: TrialRecord) -> bool:
+    """A FAILED trial whose run was cut short (killed process, Ctrl-C), not one that failed."""
+    return rec.state is TrialState.FAILED and (rec.message or "").startswith((LOST, INTERRUPTED))
+
+
+def worker_alive(worker: str) -> bool | None:
+    """False if ``host:pid`` names a dead process of this host; None when it cannot be told."""
+    host, _, pid_text = worker.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return None
+    try:  # a zombie (killed child not yet reaped) is dead too
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+class Heartbeat:
+    """A daemon thread that refreshes the heartbeat of this process's running trials."""
+
+    def __init__(self, storage: Storage, interval_s: float) -> None:
+        self.storage = storage
+        self.interval_s = interval_s
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.add(trial_id)
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="hpo-heartbeat", daemon=True)
+            self._thread.start()
+
+    def remove(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                ids = sorted(self._ids)
+            try:
+                self.storage.heartbeat(ids)
+            except Exception:  # a missed beat is harmless; the next one retries
+                continue
+
+
+class TrialHandle:
+    """One trial of a sweep, as the ``for trial in sweep`` loop sees it.
+
+    Attributes:
+        number: the trial's number in the sweep; params: the hyper-parameters to evaluate.
+        callback: an HPOCallback bound to this trial -- pass it to your Trainer.
+
+    Use ``trial.report(value)`` instead of the callback when you evaluate without Lightning.
+    """
+
+    def __init__(self, sweep: Sweep, record: TrialRecord, callback: Any, bus: EventBus) -> None:
+        self.sweep = sweep
+        self.record = record
+        self.number = record.number
+        self.params: dict[str, Any] = dict(record.params)
+        self.callback = callback
+        self.trial = Trial(sweep=sweep.name, number=record.number, params=self.params, id=record.id)
+        self._bus = bus
+        self._done = False
+
+    @property
+    def finished(self) -> bool:
+        return self._done or bool(getattr(self.callback, "finished", False))
+
+    def report(self, value: Any) -> None:
+        """Finish the trial with ``value`` (NaN/inf -> FAILED)."""
+        v = to_metric(value, self.sweep.config.monitor)
+        if math.isfinite(v):
+            self.finish(TrialState.COMPLETE, v)
+        else:
+            self.finish(
+                TrialState.FAILED, math.nan, f"'{self.sweep.config.monitor}' was {v} (diverged)"
+            )
+
+    def finish(self, state: TrialState, value: float, message: str | None = None) -> None:
+        if self.finished:
+            return
+        self._done = True
+        self._bus.publish(
+            TrainingFinish(
+                self.trial,
+                best_metric=value,
+                best_params=self.params,
+                state=state,
+                epochs=0,
+                message=message,
+            )
+        )
+
+    def mlflow_logger(self) -> Any:
+        """A Lightning MLFlowLogger that logs into this trial's MLflow run (needs ``mlflow:``)."""
+        tracker = self.sweep.mlflow_tracker
+        if tracker is None:
+            from hpo_lightning.exceptions import ConfigError
+
+            raise ConfigError(
+                f"sweep '{self.sweep.name}' has no MLflow tracking; add an `mlflow:` section "
+                "(tracking_uri, experiment) to use trial.mlflow_logger()"
+            )
+        return tracker.logger_for(self.trial)
+
+    def __repr__(self) -> str:
+        return f"TrialHandle(sweep={self.sweep.name!r}, number={self.number}, params={self.params})"
+
+
+Finisher = Callable[[TrialHandle], None]
