@@ -148,6 +148,11 @@ class HyperparameterTuner(ABC):
         """Tell the tuner of a trial in flight that it did not suggest (e.g. another worker's)."""
         self._add_pending(dict(params))
 
+    def clear_pending(self) -> None:
+        """Forget every pending point (a driver re-adds the store's RUNNING trials after this)."""
+        self._pending.clear()
+        self._n_pending = 0
+
     # --- state -----------------------------------------------------------------
     @property
     def n_known(self) -> int:
