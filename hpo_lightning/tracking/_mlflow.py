@@ -161,19 +161,26 @@ class MLflowTracker(Tracker):
         """
         return str(self._call(lambda runs: self._child(runs, trial)))
 
-    def logger_for(self, trial: Trial, *, package: str | None = None) -> Any:
+    def logger_for(
+        self, trial: Trial, *, prefix: str = "lightning", package: str | None = None
+    ) -> Any:
         """A Lightning ``MLFlowLogger`` that logs into the trial's nested run.
 
         Use it as ``Trainer(logger=tracker.logger_for(trial))``: your ``self.log`` metrics land
-        in the same run as the tracker's, not in a second one. Lightning marks a logger's run
-        FINISHED when fit ends; this logger then restores the trial's real status (KILLED for
-        a pruned trial). ``package``: "pytorch_lightning" or "lightning" (default: the first
-        one installed).
+        in the same run as the tracker's, not in a second one. Lightning logs with
+        ``step=global_step`` while the tracker logs ``step=epoch``, so the logger's keys get
+        ``prefix`` (``lightning-val_loss``) and the two histories do not mix; pass
+        ``prefix=""`` to turn that off. Lightning marks a logger's run FINISHED when fit ends;
+        this logger then restores the trial's real status (KILLED for a pruned trial).
+        ``package``: "pytorch_lightning" or "lightning" (default: the first one installed).
         """
         run_id = self.run_id_for(trial)
         cls = _logger_class(package)
         logger = cls(
-            experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=run_id
+            experiment_name=self.experiment_name,
+            tracking_uri=self.tracking_uri,
+            run_id=run_id,
+            prefix=prefix,
         )
         logger.hpo_after_finalize = lambda: self._submit(("status", trial))
         return logger

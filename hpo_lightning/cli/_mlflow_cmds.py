@@ -1,0 +1,94 @@
+"""``plot`` and ``mlflow-sync``: figures from a stored sweep, and back-filling MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hpo_lightning.exceptions import UserInputError
+from hpo_lightning.storage import redact_url
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("plot", help="optimisation history, parallel coordinates, importance (PNG)")
+    p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage)")
+    _storage_arg(p)
+    p.add_argument("--out", required=True, help="folder for the PNGs and trials.csv")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("mlflow-sync", help="back-fill MLflow runs from the store (idempotent)")
+    p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage and mlflow:)")
+    _storage_arg(p)
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: file's, else MLflow's)")
+    p.add_argument("--experiment", help="MLflow experiment (default: file's, else the sweep name)")
+    p.add_argument("--no-artifacts", action="store_true", help="skip the table and plots")
+    p.set_defaults(func=cmd_mlflow_sync)
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage", help="store path or URL (default: $HPO_LIGHTNING_STORAGE, else the default)"
+    )
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, str]:
+    from hpo_lightning.cli._sweep_cmds import open_store_for
+
+    store, name = open_store_for(args)
+    if not name:
+        raise UserInputError("give the sweep's name (or its sweep file) as the first argument")
+    return store, name
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from hpo_lightning.plots import save_plots, write_trials_csv
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out must be a folder, but {out} is a file")
+    store, name = _open(args)
+    with store:
+        paths = save_plots(store, name, out)
+        sweep = store.get_sweep(name)
+        paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _mlflow_section(sweep_arg: str) -> dict[str, Any]:
+    if not sweep_arg.endswith((".yaml", ".yml")) or not Path(sweep_arg).is_file():
+        return {}
+    from hpo_lightning.sweep._config import load_sweep_file
+
+    return dict(load_sweep_file(sweep_arg).mlflow or {})
+
+
+def cmd_mlflow_sync(args: argparse.Namespace) -> int:
+    from hpo_lightning.tracking._mlflow_runs import import_mlflow
+    from hpo_lightning.tracking._mlflow_sync import sync_sweep
+
+    import_mlflow()
+    section = _mlflow_section(args.sweep)
+    store, name = _open(args)
+    uri = args.tracking_uri or section.get("tracking_uri")
+    experiment = args.experiment or section.get("experiment") or name
+    with store:
+        store.get_sweep(name)  # a missing sweep is bad input, before MLflow is touched
+        report = sync_sweep(
+            store,
+            name,
+            tracking_uri=uri,
+            experiment_name=experiment,
+            artifacts=not args.no_artifacts,
+        )
+    print(
+        f"synced sweep '{name}' to MLflow {redact_url(uri or '(default)')} experiment "
+        f"'{experiment}': {report.trials} trials, {report.runs_created} runs created, "
+        f"{report.metrics_logged} metric values and {report.states_set} states written "
+        f"(parent run {report.parent_run_id})",
+        file=sys.stdout,
+    )
+    return 0

@@ -1,0 +1,104 @@
+"""Back-fill MLflow from the store: what ``hpo-lightning mlflow-sync`` does.
+
+Idempotent: runs are found by their tags before any is created, a metric step already in a
+run's history is not logged again, and a child run's final state is written only when it
+differs from the store's. Running it twice leaves MLflow as the first run left it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hpo_lightning._trial import Mode
+from hpo_lightning.plots._common import scored
+from hpo_lightning.storage import Storage, TrialRecord
+from hpo_lightning.tracking._mlflow import log_sweep_artifacts
+from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a sync wrote: runs created, metric values logged, trials whose state was set."""
+
+    parent_run_id: str
+    runs_created: int
+    metrics_logged: int
+    states_set: int
+    trials: int
+
+
+def sync_sweep(
+    storage: Storage,
+    sweep_name: str,
+    *,
+    tracking_uri: str | None = None,
+    experiment_name: str | None = None,
+    artifacts: bool = True,
+) -> SyncReport:
+    """Make MLflow hold every stored trial of the sweep (runs, params, metrics, states, best).
+
+    Args:
+        storage: the store of record.
+        sweep_name: the sweep to mirror.
+        tracking_uri: MLflow tracking URI (default: MLflow's).
+        experiment_name: MLflow experiment (default: the sweep's name).
+        artifacts: also (re)log the trials table and plots on the parent run.
+
+    Example:
+        >>> sync_sweep(open_storage("sweeps.db"), "demo", tracking_uri="sqlite:///mlflow.db")
+        ... # doctest: +SKIP
+    """
+    sweep = storage.get_sweep(sweep_name)
+    runs = MlflowRuns(tracking_uri, experiment_name or sweep_name)
+    created = 0 if runs.find_parent(sweep_name) is not None else 1
+    parent = runs.parent(sweep_name, sweep.definition)
+    known = set(runs.children(parent))
+    trials = storage.get_trials(sweep.id)
+    metrics = states = 0
+    for t in trials:
+        child = runs.child(parent, sweep_name, t.number, t.params)
+        created += t.number not in known
+        metrics += _backfill_metrics(runs, storage, child, t)
+        states += _backfill_state(runs, child, t)
+    best = _best(trials, sweep.mode)
+    if best is not None and best.value is not None:
+        child = runs.children(parent)[best.number]
+        runs.update_best(parent, child, best.number, best.value, sweep.mode)
+    if artifacts:
+        log_sweep_artifacts(runs, parent, trials, sweep.mode)
+    finished = bool(trials) and all(t.state.is_finished for t in trials)
+    if finished and runs.client.get_run(parent).info.status != "FINISHED":
+        runs.client.set_terminated(parent, "FINISHED")
+    return SyncReport(parent, created, metrics, states, len(trials))
+
+
+def _backfill_metrics(runs: MlflowRuns, storage: Storage, child: str, t: TrialRecord) -> int:
+    stored = storage.get_metrics(t.id)
+    keys = sorted({k for row in stored.values() for k in row})
+    missing: dict[int, dict[str, float]] = {}
+    for key in keys:
+        have = runs.metric_steps(child, key)
+        for epoch, row in stored.items():
+            if key in row and epoch not in have:
+                missing.setdefault(epoch, {})[key] = row[key]
+    stamp = int((t.finished_at or t.created_at or time.time()) * 1000)
+    return runs.log_epochs(child, missing, stamp) if missing else 0
+
+
+def _backfill_state(runs: MlflowRuns, child: str, t: TrialRecord) -> int:
+    if not t.state.is_finished:
+        return 0
+    run = runs.client.get_run(child)
+    if run.info.status == STATUS[t.state] and run.data.tags.get(STATE) == t.state.value:
+        return 0
+    runs.finish_child(child, t.state, t.value, message=t.message, epochs=t.epochs)
+    return 1
+
+
+def _best(trials: list[TrialRecord], mode: Mode) -> TrialRecord | None:
+    best: TrialRecord | None = None
+    for t in scored(trials):  # complete trials with a finite value
+        if better(float(t.value or 0.0), best.value if best else None, mode):
+            best = t
+    return best
