@@ -1,0 +1,222 @@
+"""Gaussian-process regression over the unit cube, numpy/scipy only (used by ``GPTuner``).
+
+Model (Rasmussen & Williams 2006, "Gaussian Processes for Machine Learning", ch. 2 and 5):
+
+* Kernel: Matern-5/2 with automatic relevance determination (R&W Eq. 4.17),
+  ``k(r) = s (1 + sqrt(5) r + 5/3 r^2) exp(-sqrt(5) r)``, where the squared distance sums
+  ``((x_j - x'_j) / l_j)^2`` over ordered dimensions and ``[x_j != x'_j] / l_j^2`` over
+  categorical ones (a Hamming-type distance: every two distinct choices are equally far apart).
+* Hyper-parameters ``theta = (log l_1..l_d, log s, log noise)`` maximise the log marginal
+  likelihood (R&W Eq. 5.8, gradient Eq. 5.9) plus log-normal priors: on the length scales
+  ``N(sqrt(2) + log(d) / 2, 3)`` (Hvarfner et al. 2024, "Vanilla Bayesian Optimization Performs
+  Great in High Dimensions"), on the signal variance ``N(0, 1)`` and on the noise variance
+  ``N(-11, 1)`` (outputs are standardised), fitted with L-BFGS-B.
+* Acquisition: the logarithm of expected improvement, computed stably for very negative
+  z-scores (Ament et al. 2023, "Unexpected Improvements to Expected Improvement for Bayesian
+  Optimization", Eq. 9), with its gradient in the continuous coordinates for polishing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_SQRT5 = math.sqrt(5.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_LOG_NOISE_BOUNDS = (math.log(1e-6), 0.0)
+_LOG_SCALE_BOUNDS = (math.log(1e-2), math.log(1e2))
+_LOG_LS_BOUNDS = (math.log(1e-2), math.log(1e2))
+# mean and variance of the normal prior on log(noise variance): nearly noise-free by default
+# (BoTorch's N(-4, 1) over-smooths deterministic objectives: on Branin, 20 trials, the median
+# best was 0.92 vs 0.41 with this prior), the bounds still allow up to unit noise
+_NOISE_PRIOR = (-11.0, 1.0)
+
+
+def _per_dim_sq(a: np.ndarray, b: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Per-dimension squared differences, shape (d, len(a), len(b)); 0/1 for categoricals."""
+    diff = a.T[:, :, None] - b.T[:, None, :]
+    sq = diff * diff
+    if cat.any():
+        sq[cat] = (np.abs(diff[cat]) > 1e-9).astype(float)
+    return sq
+
+
+def _matern(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matern-5/2 at squared distance r2 (unit scale) and ``-2 dk/d(r2)`` for the gradients."""
+    r = np.sqrt(np.maximum(r2, 0.0))
+    e = np.exp(-_SQRT5 * r)
+    k = (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * e
+    g = (5.0 / 3.0) * (1.0 + _SQRT5 * r) * e  # -2 dk/d(r^2) = -dk/dr / r
+    return k, g
+
+
+def _chol_inv(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factor and inverse of a small SPD matrix (LAPACK potri: cheaper than solves)."""
+    from scipy.linalg import lapack
+
+    L = np.linalg.cholesky(K)
+    inv, info = lapack.dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri failed with info={info}")
+    return L, np.tril(inv) + np.tril(inv, -1).T
+
+
+def default_theta(dim: int) -> np.ndarray:
+    """The prior mode of the hyper-parameters: a start for the marginal-likelihood fit."""
+    return np.array([math.sqrt(2) + 0.5 * math.log(dim)] * dim + [0.0, _NOISE_PRIOR[0]])
+
+
+def _prior(theta: np.ndarray, dim: int) -> tuple[float, np.ndarray]:
+    """Negative log prior (up to a constant) and its gradient."""
+    mean = np.array([math.sqrt(2) + 0.5 * math.log(dim)] * dim + [0.0, _NOISE_PRIOR[0]])
+    var = np.array([3.0] * dim + [1.0, _NOISE_PRIOR[1]])
+    dev = theta - mean
+    return float(0.5 * (dev * dev / var).sum()), dev / var
+
+
+def neg_log_posterior(theta: np.ndarray, sq: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative log marginal likelihood + prior (R&W Eq. 5.8) and its gradient (Eq. 5.9)."""
+    d, n = sq.shape[0], len(y)
+    inv_ls2 = np.exp(-2.0 * theta[:d])
+    s, noise = math.exp(theta[d]), math.exp(theta[d + 1])
+    kr, g = _matern((inv_ls2 @ sq.reshape(d, -1)).reshape(n, n))
+    kf = s * kr
+    try:
+        L, Kinv = _chol_inv(kf + (noise + 1e-8) * np.eye(n))
+    except np.linalg.LinAlgError:
+        return 1e10, np.zeros_like(theta)
+    alpha = Kinv @ y
+    nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum() + n * _LOG_SQRT_2PI
+    W = Kinv - np.outer(alpha, alpha)  # dNLL/dtheta_i = 1/2 tr(W dK/dtheta_i)
+    grad = np.empty_like(theta)
+    # dK/dlog(l_j) = s * g * sq_j / l_j^2
+    grad[:d] = 0.5 * s * (sq.reshape(d, -1) @ (W * g).reshape(-1)) * inv_ls2
+    grad[d] = 0.5 * (W * kf).sum()
+    grad[d + 1] = 0.5 * noise * np.trace(W)
+    p, dp = _prior(theta, d)
+    return float(nll) + p, grad + dp
+
+
+def fit_theta(
+    X: np.ndarray, y: np.ndarray, cat: np.ndarray, starts: list[np.ndarray], maxiter: int = 60
+) -> np.ndarray:
+    """MAP hyper-parameters from the best of several L-BFGS-B starts."""
+    from scipy.optimize import minimize
+
+    sq = _per_dim_sq(X, X, cat)
+    d = X.shape[1]
+    bounds = [_LOG_LS_BOUNDS] * d + [_LOG_SCALE_BOUNDS, _LOG_NOISE_BOUNDS]
+    lo, hi = np.array(bounds).T
+    best_theta, best_val = np.clip(starts[0], lo, hi), math.inf
+    for start in starts:
+        res = minimize(
+            neg_log_posterior,
+            np.clip(start, lo, hi),
+            args=(sq, y),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": maxiter},
+        )
+        if res.fun < best_val and np.all(np.isfinite(res.x)):
+            best_theta, best_val = res.x, float(res.fun)
+    return np.asarray(best_theta, dtype=float)
+
+
+def log_h(z: np.ndarray) -> np.ndarray:
+    """``log(phi(z) + z Phi(z))``, the log of EI / sigma, stable for z << 0 (Ament et al. Eq. 9)."""
+    from scipy.special import erfcx, ndtr
+
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
+    hi = z > -1.0
+    zh = z[hi]
+    out[hi] = np.log(np.exp(-0.5 * zh * zh - _LOG_SQRT_2PI) + zh * ndtr(zh))
+    zl = z[~hi]
+    mid = zl > -1e3
+    az = -zl[mid]
+    tail = np.log1p(-az * math.sqrt(math.pi / 2) * erfcx(az / math.sqrt(2)))
+    lo_vals = np.empty_like(zl)
+    lo_vals[mid] = -0.5 * az * az - _LOG_SQRT_2PI + tail
+    far = -zl[~mid]  # asymptote: phi(z) / z^2
+    lo_vals[~mid] = -0.5 * far * far - _LOG_SQRT_2PI - 2.0 * np.log(far)
+    out[~hi] = lo_vals
+    return out
+
+
+class GaussianProcess:
+    """The posterior of a zero-mean GP given training points, with fixed hyper-parameters.
+
+    ``add_believer(Xp)`` appends points with their own posterior mean as observations
+    ("kriging believer", Ginsbourger et al. 2010): the mean is unchanged, the variance at those
+    points collapses, so expected improvement there vanishes and parallel workers spread out.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, theta: np.ndarray, cat: np.ndarray) -> None:
+        d = X.shape[1]
+        self.cat = cat
+        self.inv_ls2 = np.exp(-2.0 * theta[:d])
+        self.scale = math.exp(theta[d])
+        self.noise = math.exp(theta[d + 1])
+        self._set(X, y)
+
+    def _set(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.X, self.y = X, y
+        kr, _ = _matern(np.tensordot(self.inv_ls2, _per_dim_sq(X, X, self.cat), axes=1))
+        jitter = 1e-8
+        while True:  # duplicated points with tiny noise: add jitter until K is positive
+            try:
+                _, self.Kinv = _chol_inv(self.scale * kr + (self.noise + jitter) * np.eye(len(y)))
+                break
+            except np.linalg.LinAlgError:
+                if jitter > 1e-2:
+                    raise
+                jitter *= 100
+        self.alpha = self.Kinv @ y
+
+    def add_believer(self, Xp: np.ndarray) -> None:
+        if len(Xp):
+            mean, _ = self.predict(Xp)
+            self._set(np.concatenate([self.X, Xp]), np.concatenate([self.y, mean]))
+
+    def _cross(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r2 = np.tensordot(self.inv_ls2, _per_dim_sq(Xs, self.X, self.cat), axes=1)
+        kr, g = _matern(r2)
+        return self.scale * kr, self.scale * g
+
+    def predict(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent function at the rows of Xs."""
+        ks, _ = self._cross(Xs)
+        mean = ks @ self.alpha
+        var = self.scale - np.einsum("ij,jk,ik->i", ks, self.Kinv, ks)
+        return mean, np.maximum(var, 1e-12)
+
+    def log_ei(self, Xs: np.ndarray, best: float) -> np.ndarray:
+        """log expected improvement below ``best`` at the rows of Xs."""
+        mean, var = self.predict(Xs)
+        sd = np.sqrt(var)
+        return np.log(sd) + log_h((best - mean) / sd)
+
+    def log_ei_grad(
+        self, Xs: np.ndarray, best: float, free: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """log EI at the rows of Xs and its gradient in the ``free`` (ordered) coordinates."""
+        from scipy.special import log_ndtr
+
+        ks, gs = self._cross(Xs)
+        mean = ks @ self.alpha
+        v_sol = ks @ self.Kinv
+        var = np.maximum(self.scale - (v_sol * ks).sum(axis=1), 1e-12)
+        sd = np.sqrt(var)
+        z = (best - mean) / sd
+        lh = log_h(z)
+        # dk/dx_j = -s g (x_j - X_j) / l_j^2 for each free coordinate j
+        diff = Xs[:, None, free] - self.X[None, :, free]
+        dk = -gs[:, :, None] * diff * self.inv_ls2[free]
+        dmean = np.einsum("mnj,n->mj", dk, self.alpha)
+        dsd = -np.einsum("mnj,mn->mj", dk, v_sol) / sd[:, None]
+        dlh = np.exp(log_ndtr(z) - lh)  # d log h / dz = Phi(z) / h(z)
+        dz = (-dmean - z[:, None] * dsd) / sd[:, None]
+        grad = dsd / sd[:, None] + dlh[:, None] * dz
+        return np.log(sd) + lh, grad
