@@ -1,12 +1,14 @@
 """Tuners: the strategies that decide what to try next. Framework-free (numpy, scipy)."""
 
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
+from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
 from hpo_lightning.tuners._registry import TunerFactory, make_tuner, register_tuner, tuner_names
 from hpo_lightning.tuners._simple import GridSearchTuner, RandomSearchTuner, SobolTuner
 from hpo_lightning.tuners._tpe import TPETuner
 
 __all__ = [
+    "CMAESTuner",
     "GPTuner",
     "GridSearchTuner",
     "HyperparameterTuner",

@@ -11,6 +11,7 @@ from hpo_lightning._trial import Mode, check_mode
 from hpo_lightning.exceptions import UnknownNameError, UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner
+from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
 from hpo_lightning.tuners._simple import GridSearchTuner, RandomSearchTuner, SobolTuner
 from hpo_lightning.tuners._tpe import TPETuner
@@ -23,6 +24,7 @@ _REGISTRY: dict[str, TunerBuilder] = {
     "sobol": SobolTuner,
     "tpe": TPETuner,
     "gp": GPTuner,
+    "cmaes": CMAESTuner,
 }
 
 

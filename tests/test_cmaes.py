@@ -1,0 +1,115 @@
+"""CMAESTuner specifics: generations, parallel workers, replay from history, rankings."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
+from hpo_lightning.exceptions import MissingDependencyError, UserInputError
+from hpo_lightning.tuners import CMAESTuner, Observation, make_tuner
+from hpo_lightning.tuners._cmaes import tell_values
+
+SPACE = SearchSpace({f"x{i}": Float(-3, 3) for i in range(4)})
+
+
+def bowl(p: Mapping[str, Any]) -> float:
+    return sum((p[f"x{i}"] - 0.5 * i) ** 2 for i in range(4))
+
+
+def run(tuner: Any, n: int) -> float:
+    best = math.inf
+    for _ in range(n):
+        p = tuner.suggest()
+        v = bowl(p)
+        tuner.report_result(p, v)
+        best = min(best, v)
+    return best
+
+
+def test_cmaes_beats_random_search_on_every_seed_of_a_fixed_set() -> None:
+    # a sign test over 6 seeds: P(6 wins | no difference) = 1/64
+    for seed in range(6):
+        cma = run(CMAESTuner(SPACE, seed=seed), 120)
+        rnd = run(make_tuner("random", SPACE, seed=seed), 120)
+        assert cma < rnd, (seed, cma, rnd)
+
+
+def test_a_generation_is_told_once_population_size_points_are_reported() -> None:
+    tuner = CMAESTuner(SPACE, seed=0, population_size=5)
+    run(tuner, 4)
+    assert tuner.generation == 0
+    run(tuner, 1)
+    assert tuner.generation == 1
+
+
+def test_more_workers_than_the_population_get_distinct_points() -> None:
+    tuner = CMAESTuner(SPACE, seed=0, population_size=4)
+    in_flight = [tuner.suggest() for _ in range(10)]
+    assert len({tuple(sorted(p.items())) for p in in_flight}) == 10
+    for p in in_flight:
+        tuner.report_result(p, bowl(p))
+    # any 4 reported points complete the generation; later ones of it are history only
+    assert tuner.generation == 1 and len(tuner.observations) == 10
+
+
+def test_a_tuner_rebuilt_by_replaying_its_history_continues_identically() -> None:
+    mixed = SearchSpace(
+        {"a": Float(0, 1), "b": Int(1, 64, log=True), "c": Categorical(["u", "v", "w"])}
+    )
+    original = CMAESTuner(mixed, seed=3)
+    history = []
+    for _ in range(23):
+        p = original.suggest()
+        history.append(p)
+        original.report_result(p, p["a"] + math.log(p["b"]) + (p["c"] == "v"))
+    rebuilt = CMAESTuner(mixed, seed=3)
+    for p, obs in zip(history, original.observations):
+        rebuilt.report_result(p, obs.value)
+    assert rebuilt.generation == original.generation > 0
+    assert [original.suggest() for _ in range(4)] == [rebuilt.suggest() for _ in range(4)]
+
+
+def test_reports_of_foreign_params_are_kept_but_do_not_move_the_distribution() -> None:
+    tuner = CMAESTuner(SPACE, seed=0, population_size=4)
+    for i in range(8):
+        tuner.report_result({f"x{j}": -2.9 + 0.01 * i for j in range(4)}, 1.0)
+    assert tuner.generation == 0 and len(tuner.observations) == 8
+    run(tuner, 4)
+    assert tuner.generation == 1
+
+
+def obs(loss: float, state: TrialState = TrialState.COMPLETE, step: int | None = None) -> Any:
+    return Observation(params={}, value=loss, state=state, step=step, loss=loss)
+
+
+def test_tell_values_rank_complete_then_pruned_deeper_first_then_failed() -> None:
+    results = [
+        obs(math.inf, TrialState.FAILED),
+        obs(0.1, TrialState.PRUNED, step=2),
+        obs(5.0),
+        obs(0.2, TrialState.PRUNED, step=9),
+        obs(3.0),
+    ]
+    values = tell_values(results)
+    order = sorted(range(5), key=values.__getitem__)
+    assert order == [4, 2, 3, 1, 0]
+    assert all(math.isfinite(v) for v in values)
+
+
+def test_missing_cmaes_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cmaes", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hpo_lightning\[cmaes\]'"):
+        CMAESTuner(SPACE)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("sigma0", 0.0), ("sigma0", 2.0), ("population_size", 1)]
+)
+def test_options_are_validated_with_a_message(option: str, value: Any) -> None:
+    with pytest.raises(UserInputError, match=option):
+        make_tuner("cmaes", SPACE, **{option: value})
