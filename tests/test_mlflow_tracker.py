@@ -331,9 +331,11 @@ def test_a_lightning_fit_and_its_mlflow_logger_share_the_trial_run(
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    class StopAtEpoch1:
-        def decide_for_callback(self, cb: Any, epoch: int, value: float) -> Any:
-            return (epoch >= 1, "stopped by the test")
+    from hpo_lightning.schedulers import Decision
+
+    class StopAtEpoch1:  # a scheduler as users write them: decide(curve, others, mode)
+        def decide(self, curve: Any, others: Any, *, mode: str) -> Decision:
+            return Decision.STOP if (curve.last_epoch or 0) >= 1 else Decision.CONTINUE
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(32, 2, generator=g)
