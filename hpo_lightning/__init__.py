@@ -27,6 +27,7 @@ from hpo_lightning.events import (
 )
 from hpo_lightning.space import Categorical, Float, Int, SearchSpace
 from hpo_lightning.storage import Storage, open_storage
+from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
 from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
 from hpo_lightning.tuners import (
     GridSearchTuner,
@@ -64,12 +65,16 @@ __all__ = [
     "SearchSpace",
     "SobolTuner",
     "Storage",
+    "Sweep",
+    "SweepConfig",
+    "SweepResult",
     "TPETuner",
     "Tracker",
     "TrainingEvent",
     "TrainingFinish",
     "TrainingObserver",
     "Trial",
+    "TrialHandle",
     "TrialState",
     "TunerFactory",
     "TunerObserver",
@@ -77,6 +82,7 @@ __all__ = [
     "exceptions",
     "make_tuner",
     "open_storage",
+    "run_sweep",
     "tuner_names",
 ]
 

@@ -1,0 +1,176 @@
+"""The sweep driver: counts, parallel workers, failures, resume, the trial loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sweep_objectives as objs
+
+import hpo_lightning as hl
+from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, InvalidSpaceError
+from hpo_lightning.storage import open_storage
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "y": {"type": "int", "low": 0, "high": 4}}
+
+
+def _sweep(tmp_path: Path, **kw: object) -> hl.Sweep:
+    opts: dict[str, object] = dict(
+        name="s",
+        objective=objs.quadratic,
+        space=SPACE,
+        monitor="loss",
+        n_trials=12,
+        storage=str(tmp_path / "s.db"),
+        seed=1,
+        tuner="tpe",
+    )
+    opts.update(kw)
+    return hl.Sweep(**opts)  # type: ignore[arg-type]
+
+
+def test_serial_sweep_runs_exactly_n_trials(tmp_path: Path) -> None:
+    res = _sweep(tmp_path).run(progress="quiet")
+    assert (res.n_complete, res.n_failed, res.stopped) == (12, 0, "done")
+    trials = _sweep(tmp_path).trials()
+    assert [t.number for t in trials] == list(range(12))
+    assert res.best is not None and res.best.value == min(t.value for t in trials)
+
+
+def test_rerun_resumes_and_extends(tmp_path: Path) -> None:
+    _sweep(tmp_path, n_trials=5).run(progress="quiet")
+    res = _sweep(tmp_path, n_trials=8).run(progress="quiet")
+    assert res.n_complete == 8  # 5 kept + 3 new
+
+
+def test_same_seed_same_sequence(tmp_path: Path) -> None:
+    params = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        sweep = _sweep(tmp_path / sub)
+        sweep.run(progress="quiet")
+        params.append([t.params for t in sweep.trials()])
+    assert params[0] == params[1] and len(params[0]) == 12
+
+
+def test_changed_definition_is_refused(tmp_path: Path) -> None:
+    _sweep(tmp_path, n_trials=2).run(progress="quiet")
+    with pytest.raises(DuplicateSweepError, match="monitor: stored 'loss', now 'acc'"):
+        _sweep(tmp_path, monitor="acc")
+
+
+def test_failures_are_isolated_and_max_failures_stops(tmp_path: Path) -> None:
+    res = _sweep(tmp_path, objective=objs.failing, max_failures=3).run(progress="quiet")
+    assert res.stopped == "max_failures" and res.n_failed == 3 and res.n_complete == 0
+    assert res.first_error is not None and res.first_error.startswith("RuntimeError: boom at x=")
+
+
+def test_nan_metric_marks_failed_and_sweep_goes_on(tmp_path: Path) -> None:
+    res = _sweep(
+        tmp_path,
+        objective=objs.sometimes_nan,
+        n_trials=6,
+        max_failures=50,
+        space={"x": SPACE["x"]},
+        tuner="random",
+    ).run(progress="quiet")
+    assert res.n_complete == 6
+    failed = [
+        t
+        for t in _sweep(
+            tmp_path,
+            objective=objs.sometimes_nan,
+            n_trials=6,
+            max_failures=50,
+            space={"x": SPACE["x"]},
+            tuner="random",
+        ).trials()
+        if t.state is hl.TrialState.FAILED
+    ]
+    assert failed and all("nan" in (t.message or "") for t in failed)
+    assert all(t.params["x"] > 0.5 for t in failed)
+
+
+def test_grid_points_never_repeat_and_exhaust(tmp_path: Path) -> None:
+    space = {"a": [1, 2, 3], "b": ["u", "v"]}
+    res = _sweep(
+        tmp_path, space=space, tuner="grid", n_trials=50, objective=lambda p, cb: p["a"]
+    ).run(progress="quiet")
+    assert res.stopped == "exhausted" and res.n_complete == 6
+    seen = [
+        json.dumps(t.params, sort_keys=True)
+        for t in _sweep(
+            tmp_path, space=space, tuner="grid", n_trials=50, objective=lambda p, cb: p["a"]
+        ).trials()
+    ]
+    assert len(seen) == len(set(seen)) == 6
+
+
+def test_four_workers_exact_counts_no_duplicates(tmp_path: Path) -> None:
+    sweep = _sweep(
+        tmp_path,
+        objective=objs.slow_quadratic,
+        objective_args={"delay": 0.05},
+        n_trials=24,
+        n_workers=4,
+        tuner="random",
+    )
+    res = sweep.run(progress="quiet")
+    trials = sweep.trials()
+    assert res.n_complete == 24 and len(trials) == 24
+    assert not [t for t in trials if t.state is hl.TrialState.RUNNING]
+    keys = [json.dumps(t.params, sort_keys=True) for t in trials]
+    assert len(set(keys)) == 24
+    assert len({t.worker for t in trials}) > 1  # several processes did the work
+
+
+def test_plain_loop_with_report_and_lightning(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path, n_trials=3, space={"x": SPACE["x"]}, objective=objs.quadratic)
+    for trial in sweep:
+        trial.report(trial.params["x"])
+    assert sweep.result().n_complete == 3
+
+    lsweep = hl.Sweep(
+        name="l",
+        objective=objs.lightning_fit,
+        monitor="val_acc",
+        mode="max",
+        space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}, "hidden": [8, 16]},
+        n_trials=2,
+        storage=str(tmp_path / "l.db"),
+        seed=0,
+        tuner="random",
+    )
+    for trial in lsweep:
+        objs.lightning_fit(trial.params, trial.callback)
+    trials = lsweep.trials()
+    assert [t.state for t in trials] == [hl.TrialState.COMPLETE] * 2
+    assert all(t.epochs == 2 and 0 <= (t.value or -1) <= 1 for t in trials)
+    metrics = lsweep.storage.get_metrics(trials[0].id)
+    assert sorted(metrics) == [0, 1] and "val_acc" in metrics[1]
+
+
+def test_trial_without_result_is_failed(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path, n_trials=1, max_failures=1, objective=lambda p, cb: None)
+    res = sweep.run(progress="quiet")
+    assert res.stopped == "max_failures"
+    assert "neither fitted a Trainer" in (res.first_error or "")
+
+
+@pytest.mark.parametrize(
+    ("kw", "err", "match"),
+    [
+        ({"n_trials": 0}, ConfigError, "n_trials"),
+        ({"tuner": "tpee"}, ConfigError, "did you mean 'tpe'"),
+        ({"mode": "maximize"}, ConfigError, "mode"),
+        ({"objective": "no_such_module_xyz:train"}, ConfigError, "cannot be imported"),
+        ({"objective": "sweep_objectives:nope"}, ConfigError, "has no attribute 'nope'"),
+        ({"objective": "sweep_objectives:math"}, ConfigError, "not a function"),
+        ({"space": {"x": {"type": "float", "low": 1, "high": 0}}}, InvalidSpaceError, "low < high"),
+    ],
+)
+def test_bad_options_write_nothing(tmp_path: Path, kw: dict, err: type, match: str) -> None:
+    with pytest.raises(err, match=match):
+        _sweep(tmp_path, **kw)
+    assert not (tmp_path / "s.db").exists()
