@@ -117,6 +117,11 @@ class _HPOCallbackImpl:
         self._curve: dict[int, float] = {}
         self._sweep_id: int | None = None
 
+    @property
+    def finished(self) -> bool:
+        """True once the current trial's TrainingFinish was published."""
+        return self._finished
+
     # --- binding --------------------------------------------------------------------
     def subscribe(self, observer: TrainingObserver) -> None:
         """Add an observer of this callback's events (e.g. a logger or MLflowTracker)."""
@@ -255,7 +260,7 @@ class _HPOCallbackImpl:
         if self.trial is None or self._finished:
             return
         if isinstance(exception, KeyboardInterrupt):
-            msg = "interrupted (KeyboardInterrupt)"
+            msg = "interrupted: KeyboardInterrupt (Ctrl-C)"
         else:
             tb = "".join(traceback.format_exception(exception)[-6:])
             msg = f"{type(exception).__name__}: {exception}\n{tb}"[:4000]
