@@ -1,5 +1,6 @@
 """Tuners: the strategies that decide what to try next. Framework-free (numpy, scipy)."""
 
+from hpo_lightning.tuners._auto import AutoTuner, choose_tuner
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
@@ -8,6 +9,7 @@ from hpo_lightning.tuners._simple import GridSearchTuner, RandomSearchTuner, Sob
 from hpo_lightning.tuners._tpe import TPETuner
 
 __all__ = [
+    "AutoTuner",
     "CMAESTuner",
     "GPTuner",
     "GridSearchTuner",
@@ -17,6 +19,7 @@ __all__ = [
     "SobolTuner",
     "TPETuner",
     "TunerFactory",
+    "choose_tuner",
     "make_tuner",
     "register_tuner",
     "tuner_names",

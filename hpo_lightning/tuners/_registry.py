@@ -10,6 +10,7 @@ from typing import Any
 from hpo_lightning._trial import Mode, check_mode
 from hpo_lightning.exceptions import UnknownNameError, UserInputError
 from hpo_lightning.space import SearchSpace
+from hpo_lightning.tuners._auto import AutoTuner
 from hpo_lightning.tuners._base import HyperparameterTuner
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
@@ -25,6 +26,7 @@ _REGISTRY: dict[str, TunerBuilder] = {
     "tpe": TPETuner,
     "gp": GPTuner,
     "cmaes": CMAESTuner,
+    "auto": AutoTuner,
 }
 
 

@@ -1,0 +1,139 @@
+"""The ``auto`` tuner: picks GP, TPE or CMA-ES from the space and the budget, then delegates.
+
+The rule (:func:`choose_tuner`), from the benchmark in ``benchmarks/bench_tuners.py`` and the
+cost of each method:
+
+* **GP** when the budget is known and small (``max_trials <= 200``), the space has at most 20
+  parameters and at most half of them are categorical: a Gaussian process is the most
+  sample-efficient model there, and its cubic cost does not matter at a few hundred trials.
+* **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
+  ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
+  improving where model-based search stalls, at constant cost per suggestion.
+* **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
+  suggestion is constant in the number of trials and it handles any mix of domains.
+
+Multi-fidelity: the chosen tuner's rule applies (GP: fitted at the highest fidelity with enough
+points; TPE: pruned trials rank after completed ones; CMA-ES: pruned rank after completed ones
+of their generation).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning.space import SearchSpace
+from hpo_lightning.tuners._base import HyperparameterTuner, Observation
+from hpo_lightning.tuners._cmaes import CMAESTuner
+from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._tpe import TPETuner
+
+logger = logging.getLogger("hpo_lightning")
+
+GP_MAX_TRIALS = 200
+GP_MAX_DIM = 20
+
+_BUILDERS: dict[str, type[HyperparameterTuner]] = {
+    "gp": GPTuner,
+    "tpe": TPETuner,
+    "cmaes": CMAESTuner,
+}
+
+
+def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
+    """The tuner name ``auto`` uses for this space and budget, and the reason in words."""
+    n_cat = sum(1 for d in space.values() if d.is_categorical)
+    if max_trials is not None and max_trials <= GP_MAX_TRIALS:
+        if space.dim > GP_MAX_DIM:
+            return "tpe", f"{space.dim} parameters (> {GP_MAX_DIM}) are too many for the GP"
+        if 2 * n_cat > space.dim:
+            return "tpe", f"{n_cat} of {space.dim} parameters are categorical"
+        return "gp", f"a small budget ({max_trials} <= {GP_MAX_TRIALS} trials)"
+    budget = "an unknown budget" if max_trials is None else f"a large budget ({max_trials} trials)"
+    if (
+        max_trials is not None
+        and n_cat == 0
+        and space.dim >= 2
+        and importlib.util.find_spec("cmaes") is not None
+    ):
+        return "cmaes", f"{budget} on a space without categoricals"
+    return "tpe", budget
+
+
+class AutoTuner(HyperparameterTuner):
+    """Chooses GP, TPE or CMA-ES for the space and budget (see :func:`choose_tuner`).
+
+    Every call is passed to the chosen tuner, exposed as ``tuner``; ``chosen`` is its name, and
+    the choice is logged on the ``hpo_lightning`` logger at INFO level.
+
+    Example:
+        >>> from hpo_lightning import SearchSpace, Float
+        >>> AutoTuner(SearchSpace({"x": Float(0, 1)}), seed=0, max_trials=30).chosen
+        'gp'
+        >>> AutoTuner(SearchSpace({"x": Float(0, 1)}), seed=0).chosen
+        'tpe'
+    """
+
+    name: ClassVar[str] = "auto"
+
+    def __init__(
+        self,
+        space: SearchSpace | Mapping[str, Any],
+        *,
+        mode: Mode = "min",
+        seed: int | None = None,
+        max_trials: int | None = None,
+    ) -> None:
+        super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
+        self.chosen, self.reason = choose_tuner(self.space, max_trials)
+        self.tuner: HyperparameterTuner = _BUILDERS[self.chosen](
+            self.space, mode=mode, seed=self.seed, max_trials=max_trials
+        )
+        logger.info("tuner 'auto' chose '%s': %s", self.chosen, self.reason)
+
+    # --- everything goes to the chosen tuner -------------------------------------------
+    def suggest(self) -> dict[str, Any] | None:
+        return self.tuner.suggest()
+
+    def report_result(
+        self,
+        params: Mapping[str, Any],
+        metric: Any,
+        *,
+        state: TrialState = TrialState.COMPLETE,
+        step: int | None = None,
+    ) -> None:
+        self.tuner.report_result(params, metric, state=state, step=step)
+
+    def add_pending(self, params: Mapping[str, Any]) -> None:
+        self.tuner.add_pending(params)
+
+    def clear_pending(self) -> None:
+        self.tuner.clear_pending()
+
+    @property
+    def n_known(self) -> int:
+        return self.tuner.n_known
+
+    @property
+    def observations(self) -> list[Observation]:
+        return self.tuner.observations
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        return self.tuner.pending
+
+    @property
+    def best(self) -> Observation | None:
+        return self.tuner.best
+
+    def __repr__(self) -> str:
+        return f"AutoTuner(chosen={self.chosen!r}, tuner={self.tuner!r})"
+
+    def _suggest(self, rng: np.random.Generator) -> dict[str, Any] | None:
+        return self.tuner._suggest(rng)  # never reached: suggest() is delegated whole

@@ -1,0 +1,87 @@
+"""The ``auto`` tuner: its choice by space and budget, and that it passes every call through."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
+from hpo_lightning.tuners import AutoTuner, choose_tuner, make_tuner
+
+CONTINUOUS = SearchSpace({"lr": Float(1e-5, 1e-1, log=True), "x": Float(0, 1), "n": Int(1, 8)})
+MOSTLY_CATEGORICAL = SearchSpace(
+    {
+        "lr": Float(1e-5, 1e-1, log=True),
+        "opt": Categorical(["adam", "sgd"]),
+        "act": Categorical(["relu", "tanh", "gelu"]),
+    }
+)
+ONE_CATEGORICAL = SearchSpace({"x": Float(0, 1), "y": Float(0, 1), "opt": ["a", "b", "c"]})
+WIDE = SearchSpace({f"x{i}": Float(0, 1) for i in range(25)})
+
+
+@pytest.mark.parametrize(
+    ("space", "max_trials", "expected"),
+    [
+        (CONTINUOUS, 30, "gp"),
+        (CONTINUOUS, 200, "gp"),
+        (ONE_CATEGORICAL, 60, "gp"),
+        (MOSTLY_CATEGORICAL, 60, "tpe"),
+        (WIDE, 60, "tpe"),
+        (CONTINUOUS, 1000, "cmaes"),
+        (ONE_CATEGORICAL, 1000, "tpe"),
+        (CONTINUOUS, None, "tpe"),
+        (SearchSpace({"x": Float(0, 1)}), 1000, "tpe"),
+    ],
+)
+def test_choice_by_space_and_budget(space: SearchSpace, max_trials: int | None, expected: str):
+    assert choose_tuner(space, max_trials)[0] == expected
+    tuner = make_tuner("auto", space, seed=0, max_trials=max_trials)
+    assert isinstance(tuner, AutoTuner) and tuner.chosen == expected
+    assert tuner.tuner.name == expected and expected in repr(tuner)
+
+
+def test_without_cmaes_large_continuous_budgets_fall_back_to_tpe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "cmaes", None)
+    assert choose_tuner(CONTINUOUS, 1000)[0] == "tpe"
+
+
+def test_the_choice_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="hpo_lightning"):
+        make_tuner("auto", MOSTLY_CATEGORICAL, seed=0, max_trials=50)
+    assert "chose 'tpe'" in caplog.text and "2 of 3 parameters are categorical" in caplog.text
+
+
+def test_every_call_reaches_the_chosen_tuner() -> None:
+    tuner = AutoTuner(CONTINUOUS, mode="max", seed=1, max_trials=3)
+    first = tuner.suggest()
+    assert first is not None and tuner.pending == [first] == tuner.tuner.pending
+    other = {"lr": 1e-3, "x": 0.5, "n": 2}
+    tuner.add_pending(other)
+    assert tuner.n_known == tuner.tuner.n_known == 2
+    tuner.report_result(other, 0.7, state=TrialState.PRUNED, step=4)
+    tuner.report_result(first, 0.9)
+    assert tuner.observations == tuner.tuner.observations
+    assert tuner.observations[0].step == 4 and tuner.observations[0].loss == -0.7
+    assert tuner.best is not None and tuner.best.params == first
+    second = tuner.suggest()
+    tuner.clear_pending()
+    assert tuner.pending == [] == tuner.tuner.pending
+    assert second is not None and tuner.suggest() is not None
+    assert tuner.suggest() is None  # max_trials=3 suggestions reached
+
+
+def test_same_seed_same_choice_same_sequence() -> None:
+    def run(seed: int) -> list[dict]:
+        tuner = make_tuner("auto", ONE_CATEGORICAL, seed=seed, max_trials=14)
+        out = []
+        while (p := tuner.suggest()) is not None:
+            out.append(p)
+            tuner.report_result(p, p["x"] + p["y"] + (p["opt"] == "b"))
+        return out
+
+    assert run(3) == run(3) != run(4)
