@@ -57,16 +57,6 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return value
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """Limit BLAS to one thread: on tiny matrices, threads only add contention (8x slower on
-    a loaded 2-core machine). Uses threadpoolctl when it is installed, else does nothing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def warp_losses(y: np.ndarray) -> np.ndarray:
     """Standardised losses, log-compressed above the median (a monotone map)."""
     med = float(np.median(y))
@@ -122,6 +112,7 @@ class GPTuner(HyperparameterTuner):
         self._state: list[int] = []  # 0 complete, 1 pruned, 2 failed
         self._loss: list[float] = []
         self._anchor: tuple[int, np.ndarray] | None = None
+        self._blas: Any = None  # threadpoolctl controller, made at the first model fit
 
     def _on_report(self, obs: Observation) -> None:
         self._X.append(self.space.encode(obs.params))
@@ -173,7 +164,7 @@ class GPTuner(HyperparameterTuner):
         n_usable = sum(1 for s in self._state if s < 2)
         if data is None or n_usable < self.n_startup_trials:
             return self._avoid_pending(self._startup.point(self.n_known)[None, :], rng)
-        with _one_blas_thread():
+        with self._one_blas_thread():
             return self._model_suggest(*data, rng)
 
     def _model_suggest(self, X: np.ndarray, raw: np.ndarray, rng: np.random.Generator) -> Any:
@@ -189,6 +180,18 @@ class GPTuner(HyperparameterTuner):
         cand = np.concatenate([cand, polished])
         scores = np.concatenate([scores, gp.log_ei(polished, best)])
         return self._avoid_pending(cand[np.argsort(-scores, kind="stable")], rng)
+
+    def _one_blas_thread(self) -> contextlib.AbstractContextManager[Any]:
+        """Limit BLAS to one thread: on tiny matrices, threads only add contention (8x slower
+        on a loaded 2-core machine). Uses threadpoolctl when installed, else does nothing; the
+        controller scans the loaded libraries once per tuner (a scan costs milliseconds)."""
+        if self._blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                return contextlib.nullcontext()
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """MAP kernel hyper-parameters, a deterministic function of the history.
