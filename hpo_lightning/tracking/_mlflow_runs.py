@@ -32,6 +32,7 @@ MAX_METRICS_PER_BATCH = 1000
 ROLE, SWEEP, NUMBER, PARENT = "hpo.role", "hpo.sweep", "hpo.trial_number", "mlflow.parentRunId"
 STATE, BEST, BEST_TRIAL, BEST_VALUE = "hpo.state", "hpo.best", "hpo.best_trial", "hpo.best_value"
 TRIAL_VALUE, SWEEP_BEST = "trial_value", "best_value"
+KIND, KIND_RUNS = "mlflow.experimentKind", "custom_model_development"
 
 STATUS = {
     TrialState.RUNNING: "RUNNING",
@@ -120,15 +121,17 @@ class MlflowRuns:
 
     def _experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return str(exp.experiment_id)
-        try:
-            return str(self.client.create_experiment(name))
-        except Exception:  # created by another process meanwhile
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return str(exp.experiment_id)
+        if exp is None:
+            try:
+                return str(self.client.create_experiment(name, tags={KIND: KIND_RUNS}))
+            except Exception:  # created by another process meanwhile
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        if KIND not in exp.tags:
+            # MLflow 3's UI opens an untagged experiment on its GenAI traces overview
+            self.client.set_experiment_tag(exp.experiment_id, KIND, KIND_RUNS)
+        return str(exp.experiment_id)
 
     def _search(self, filter_string: str) -> list[Any]:
         runs: list[Any] = []
