@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import time
@@ -21,8 +22,9 @@ from typing import Any
 
 from hpo_lightning._trial import Trial, TrialState
 from hpo_lightning.events import EventBus
+from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
-from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning.storage import Claim, Storage, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import SweepConfig, check_same_definition, load_sweep_file
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import ProgressDisplay, summarize
@@ -176,7 +178,10 @@ class Sweep:
         if cfg.scheduler:
             from hpo_lightning.schedulers import make_scheduler
 
-            self.scheduler = make_scheduler(**dict(cfg.scheduler))
+            options = dict(cfg.scheduler)
+            if "seed" not in options and _accepts_seed(options.get("name")):
+                options["seed"] = cfg.seed  # e.g. Hyperband's bracket draws follow the sweep seed
+            self.scheduler = make_scheduler(**options)
         self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
         self._observers: list[Any] = []
         if cfg.mlflow:
@@ -216,32 +221,35 @@ class Sweep:
 
     def _claim(self, limit: int | None = None) -> TrialRecord | _Next:
         self._reap()
+        return self.storage.claim_with(self.record.id, lambda c: self._decide(c, limit))
+
+    def _decide(self, claim: Claim, limit: int | None) -> TrialRecord | _Next:
+        """Inside the claim transaction: stop, wait, retry a lost trial, or add a new one.
+
+        Safe to run again on fresh trials (a store may replay it after a lost connection):
+        the tuner's pending set is rebuilt and each finished trial is reported once.
+        """
         cfg = self.config
-        with self.storage.claim(self.record.id) as claim:
-            trials = claim.trials
-            s = summarize(trials, cfg.mode)
-            failures = sum(
-                1 for t in trials if t.state is TrialState.FAILED and not is_retriable(t)
-            )
-            if failures >= cfg.max_failures:
-                return _Next.FAILURES
-            target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
-            if s["done"] >= target:
-                return _Next.DONE
-            if s["done"] + s["running"] >= target:
-                return _Next.WAIT
-            if cfg.retry_lost:
-                retried = {t.attrs.get("retry_of") for t in trials}
-                for t in trials:
-                    if is_retriable(t) and t.number not in retried:
-                        return claim.add_trial(
-                            t.params, tuner=t.tuner, attrs={"retry_of": t.number}
-                        )
-            self._sync_tuner(trials)
-            params = self.tuner.suggest()
-            if params is None:
-                return _Next.WAIT if s["running"] else _Next.EXHAUSTED
-            return claim.add_trial(params, tuner=self.tuner.name)
+        trials = claim.trials
+        s = summarize(trials, cfg.mode)
+        failures = sum(1 for t in trials if t.state is TrialState.FAILED and not is_retriable(t))
+        if failures >= cfg.max_failures:
+            return _Next.FAILURES
+        target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
+        if s["done"] >= target:
+            return _Next.DONE
+        if s["done"] + s["running"] >= target:
+            return _Next.WAIT
+        if cfg.retry_lost:
+            retried = {t.attrs.get("retry_of") for t in trials}
+            for t in trials:
+                if is_retriable(t) and t.number not in retried:
+                    return claim.add_trial(t.params, tuner=t.tuner, attrs={"retry_of": t.number})
+        self._sync_tuner(trials)
+        params = self.tuner.suggest()
+        if params is None:
+            return _Next.WAIT if s["running"] else _Next.EXHAUSTED
+        return claim.add_trial(params, tuner=self.tuner.name)
 
     def _next_trial(self, limit: int | None = None) -> TrialRecord | _Next:
         """Claim the next trial, waiting while in-flight trials may still need a slot."""
@@ -252,7 +260,7 @@ class Sweep:
             nxt = self._claim(limit)
             if nxt is not _Next.WAIT:
                 return nxt
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     # --- running trials -------------------------------------------------------------------
     def _handle(self, rec: TrialRecord) -> TrialHandle:
@@ -309,6 +317,10 @@ class Sweep:
             )
             if interrupted or isinstance(exc, KeyboardInterrupt):
                 raise KeyboardInterrupt from None
+        except UserInputError as exc:
+            # a wrong monitor or metric type fails every trial alike: stop and say so
+            self._fail(handle, f"{type(exc).__name__}: {exc}")
+            raise
         except Exception as exc:
             tb = "".join(traceback.format_exception(exc)[-8:])
             self._fail(handle, f"{type(exc).__name__}: {exc}\n{tb}"[:4000])
@@ -379,8 +391,10 @@ class Sweep:
             p.start()
         try:
             while any(p.is_alive() for p in procs):
-                display.update(self.storage.get_trials(self.record.id))
-                time.sleep(0.5)
+                if display.style != "quiet":
+                    display.update(self.storage.get_trials(self.record.id))
+                # wake up as soon as a worker exits, else refresh the display twice a second
+                mp_connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
         except KeyboardInterrupt:
             for p in procs:
                 if p.is_alive() and p.pid:
@@ -454,6 +468,15 @@ class Sweep:
 
     def __repr__(self) -> str:
         return f"Sweep({self.name!r}, storage={redact_url(self.storage.url)!r})"
+
+
+def _accepts_seed(name: object) -> bool:
+    import inspect
+
+    from hpo_lightning.schedulers import _registry
+
+    cls = _registry._REGISTRY.get(name) if isinstance(name, str) else None
+    return cls is not None and "seed" in inspect.signature(cls).parameters
 
 
 def _in_main_thread() -> bool:
