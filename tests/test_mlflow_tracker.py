@@ -89,7 +89,11 @@ def run_matrix(store: Storage, observers: list[Any], sweep: str = "s", first: in
         trial = record.start_trial({"lr": 10.0 ** -(i + 1), "opt": "adam"}, mode="min")
         for epoch, v in enumerate(curve):
             bus.publish(EpochStart(trial, epoch=epoch))
-            bus.publish(EpochEnd(trial, epoch=epoch, metrics={"val_loss": v, "lr": 0.1}, value=v))
+            bus.publish(
+                EpochEnd(
+                    trial, epoch=epoch, metrics={"val_loss": v, "lr": 0.1, "acc@1": 0.5}, value=v
+                )
+            )
         value = min(curve) if state is TrialState.COMPLETE else curve[-1]
         bus.publish(
             TrainingFinish(
@@ -145,6 +149,7 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(
     assert "hpo.stopped_early" not in children[0].data.tags
     assert history(client, children[0], "val_loss") == [(0, 1.0), (1, 0.6), (2, 0.4)]
     assert history(client, children[1], "val_loss") == [(0, 2.0), (1, 1.8)]
+    assert [s for s, _ in history(client, children[0], "acc_1")] == [0, 1, 2]  # key made valid
     assert children[0].data.metrics["trial_value"] == 0.4
     assert "trial_value" not in children[2].data.metrics
     assert children[0].data.params == {"lr": "0.1", "opt": "adam"}
@@ -202,7 +207,7 @@ def test_sync_back_fills_everything_and_twice_creates_no_duplicates(
 ) -> None:
     run_matrix(store, [])  # a sweep that never saw MLflow
     first = sync_sweep(store, "s", tracking_uri=tracking_uri, experiment_name="exp")
-    assert (first.runs_created, first.metrics_logged, first.states_set) == (4, 12, 3)
+    assert (first.runs_created, first.metrics_logged, first.states_set) == (4, 18, 3)
     second = sync_sweep(store, "s", tracking_uri=tracking_uri, experiment_name="exp")
     assert (second.runs_created, second.metrics_logged, second.states_set) == (0, 0, 0)
     client, children, parent = runs_of(tracking_uri, "exp")

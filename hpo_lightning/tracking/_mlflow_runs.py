@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
+import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -32,6 +34,8 @@ MAX_METRICS_PER_BATCH = 1000
 ROLE, SWEEP, NUMBER, PARENT = "hpo.role", "hpo.sweep", "hpo.trial_number", "mlflow.parentRunId"
 STATE, BEST, BEST_TRIAL, BEST_VALUE = "hpo.state", "hpo.best", "hpo.best_trial", "hpo.best_value"
 TRIAL_VALUE, SWEEP_BEST = "trial_value", "best_value"
+# MLflow's portable name characters (its Windows rule; elsewhere it also allows ':')
+_BAD_CHARS = re.compile(r"[^/\w.\- ]")
 KIND, KIND_RUNS = "mlflow.experimentKind", "custom_model_development"
 
 STATUS = {
@@ -51,11 +55,22 @@ def import_mlflow() -> Any:
     return mlflow
 
 
-def _key(key: str) -> str:
+def mlflow_name(key: str) -> str:
+    """A metric/param name MLflow accepts: other characters become ``_``, no path tricks.
+
+    Example:
+        >>> [mlflow_name(k) for k in ("val_acc@1", "val/loss", "/abs", "a//b")]
+        ['val_acc_1', 'val/loss', '_abs', 'a__b']
+    """
+    key = _BAD_CHARS.sub("_", key) or "_"
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        key = key.replace("/", "_")
+        key = "_" + key[1:] if key.startswith(".") else key
     if len(key) <= MAX_KEY:
         return key
     # a stable suffix (not hash(): it differs between processes) keeps cut keys distinct
-    return key[: MAX_KEY - 9] + "~" + format(zlib.crc32(key.encode()), "08x")
+    return key[: MAX_KEY - 9] + "-" + format(zlib.crc32(key.encode()), "08x")
 
 
 def _text(value: Any, limit: int) -> str:
@@ -75,7 +90,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
         for k, v in value.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     elif prefix:
-        out[_key(prefix)] = _text(value, MAX_PARAM_VALUE)
+        out[mlflow_name(prefix)] = _text(value, MAX_PARAM_VALUE)
     return out
 
 
@@ -241,7 +256,7 @@ class MlflowRuns:
     ) -> int:
         """Log ``{epoch: {name: value}}`` with ``step=epoch`` in batches; return the count."""
         metrics = [
-            self._entities.Metric(_key(name), float(value), timestamp_ms, int(epoch))
+            self._entities.Metric(mlflow_name(name), float(value), timestamp_ms, int(epoch))
             for epoch, row in sorted(epochs.items())
             for name, value in row.items()
         ]

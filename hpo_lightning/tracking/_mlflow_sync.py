@@ -14,7 +14,7 @@ from hpo_lightning._trial import Mode
 from hpo_lightning.plots._common import scored
 from hpo_lightning.storage import Storage, TrialRecord
 from hpo_lightning.tracking._mlflow import log_sweep_artifacts
-from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better
+from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better, mlflow_name
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _backfill_metrics(runs: MlflowRuns, storage: Storage, child: str, t: TrialRe
     keys = sorted({k for row in stored.values() for k in row})
     missing: dict[int, dict[str, float]] = {}
     for key in keys:
-        have = runs.metric_steps(child, key)
+        have = runs.metric_steps(child, mlflow_name(key))  # as log_epochs names it
         for epoch, row in stored.items():
             if key in row and epoch not in have:
                 missing.setdefault(epoch, {})[key] = row[key]
