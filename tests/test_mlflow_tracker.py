@@ -269,8 +269,8 @@ def test_a_server_stopped_mid_sweep_then_sync_restores_it(
         trials = store.get_trials(store.get_sweep("s").id)
         assert [t.state for t in trials] == [s for s, _ in MATRIX]
         assert store.get_metrics(trials[1].id) == {
-            0: {"val_loss": 2.0, "lr": 0.1},
-            1: {"val_loss": 1.8, "lr": 0.1},
+            0: {"val_loss": 2.0, "lr": 0.1, "acc@1": 0.5},
+            1: {"val_loss": 1.8, "lr": 0.1, "acc@1": 0.5},
         }
 
         server.start()
