@@ -6,6 +6,7 @@ Used by ``quickstart.py`` and ``digits_sweep.yaml``: ``train`` is the sweep obje
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -83,8 +84,9 @@ def quiet_trainer(**kwargs: Any) -> pl.Trainer:
     """A Trainer without progress bars, loggers or checkpoints (fast, quiet sweeps on CPU)."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6 noise
     defaults: dict[str, Any] = dict(
-        accelerator="cpu",
+        accelerator="auto",
         devices=1,
         logger=False,
         enable_checkpointing=False,

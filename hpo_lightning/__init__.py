@@ -25,11 +25,22 @@ from hpo_lightning.events import (
     TrainingObserver,
     TunerObserver,
 )
+from hpo_lightning.schedulers import (
+    ASHAScheduler,
+    HyperbandScheduler,
+    MedianStoppingScheduler,
+    Scheduler,
+    make_scheduler,
+    scheduler_names,
+)
 from hpo_lightning.space import Categorical, Float, Int, SearchSpace
 from hpo_lightning.storage import Storage, open_storage
 from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
 from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
 from hpo_lightning.tuners import (
+    AutoTuner,
+    CMAESTuner,
+    GPTuner,
     GridSearchTuner,
     HyperparameterTuner,
     RandomSearchTuner,
@@ -49,19 +60,26 @@ __version__ = "0.1.0"
 _LAZY = {"HPOCallback": "hpo_lightning.lightning", "MLflowTracker": "hpo_lightning.tracking"}
 
 __all__ = [
+    "ASHAScheduler",
+    "AutoTuner",
+    "CMAESTuner",
     "Categorical",
     "EpochEnd",
     "EpochStart",
     "ExperimentRecord",
     "ExperimentTracker",
     "Float",
+    "GPTuner",
     "GridSearchTuner",
     "HPOCallback",
+    "HyperbandScheduler",
     "HyperparameterTuner",
     "Int",
     "MLflowTracker",
+    "MedianStoppingScheduler",
     "Mode",
     "RandomSearchTuner",
+    "Scheduler",
     "SearchSpace",
     "SobolTuner",
     "Storage",
@@ -80,9 +98,11 @@ __all__ = [
     "TunerObserver",
     "__version__",
     "exceptions",
+    "make_scheduler",
     "make_tuner",
     "open_storage",
     "run_sweep",
+    "scheduler_names",
     "tuner_names",
 ]
 

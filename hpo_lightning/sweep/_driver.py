@@ -104,6 +104,7 @@ class Sweep:
         self.mlflow_tracker: Any = None
         self._ready = False
         self._pid = -1
+        self._finish_mlflow = True  # local workers leave the sweep summary to their parent
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -160,18 +161,29 @@ class Sweep:
             check_same_definition(cfg.name, self.record.definition, definition)
             self.config = cfg.with_seed(int(self.record.definition["seed"]))
 
+    def _make_mlflow_tracker(self) -> Any:
+        from hpo_lightning.tracking import MLflowTracker
+
+        m = dict(self.config.mlflow or {})
+        tracker = MLflowTracker(
+            tracking_uri=m.get("tracking_uri"),
+            experiment_name=m.get("experiment") or self.name,
+            storage=self.storage,
+        )
+        tracker.sweep_started(self.name, self.record.definition)
+        return tracker
+
     def _setup(self) -> None:
         """Build the tuner, scheduler and trackers (in the process that runs trials)."""
         if self._ready and self._pid == os.getpid():
             return
         cfg = self.config
         self._pid = os.getpid()
+        options = dict(cfg.tuner_options)
+        if cfg.tuner == "auto":
+            options.setdefault("budget", cfg.n_trials)  # choose by the sweep's planned size
         self.tuner = make_tuner(
-            cfg.tuner,
-            SearchSpace.from_dict(cfg.space),
-            mode=cfg.mode,
-            seed=cfg.seed,
-            **dict(cfg.tuner_options),
+            cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=cfg.seed, **options
         )
         self._reported: set[int] = set()
         self.scheduler = None
@@ -185,19 +197,17 @@ class Sweep:
         self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
         self._observers: list[Any] = []
         if cfg.mlflow:
-            from hpo_lightning.tracking import MLflowTracker
-
-            m = dict(cfg.mlflow)
-            self.mlflow_tracker = MLflowTracker(
-                tracking_uri=m.get("tracking_uri"), experiment_name=m.get("experiment") or cfg.name
-            )
-            self.mlflow_tracker.sweep_started(cfg.name, self.record.definition)
+            self.mlflow_tracker = self._make_mlflow_tracker()
             self._observers.append(self.mlflow_tracker)
         self._bus = EventBus()
         self._bus.subscribe(self._store_tracker, critical=True)
         for obs in self._observers:
             self._bus.subscribe(obs)
         self._heartbeat = Heartbeat(self.storage, cfg.heartbeat_s)
+        # Import the callback (Lightning, torch: seconds) before the first claim, not while a
+        # claimed trial waits for it without heartbeats and looks lost to the other workers.
+        import hpo_lightning.lightning  # noqa: F401
+
         self._started = time.monotonic()
         self._ready = True
 
@@ -295,8 +305,12 @@ class Sweep:
             )
 
     def _run_one(self, rec: TrialRecord) -> None:
-        handle = self._handle(rec)
-        self._heartbeat.add(rec.id)
+        self._heartbeat.add(rec.id)  # before anything slow: the trial is claimed already
+        try:
+            handle = self._handle(rec)
+        except BaseException:
+            self._heartbeat.remove(rec.id)
+            raise
         in_main = _in_main_thread()
         sigint = signal.getsignal(signal.SIGINT) if in_main else None
         try:
@@ -403,6 +417,9 @@ class Sweep:
             raise
         _join(procs, 5)
         self._reap()
+        if self.config.mlflow:  # one parent-run summary for the whole sweep, from the parent
+            self.mlflow_tracker = self._make_mlflow_tracker()
+            self._ready, self._heartbeat = True, Heartbeat(self.storage, self.config.heartbeat_s)
         trials = self.storage.get_trials(self.record.id)
         display.update(trials)
         return _stop_reason(self.config, trials)
@@ -415,8 +432,12 @@ class Sweep:
                 nxt = self._next_trial()
                 if not isinstance(nxt, TrialRecord):
                     return
-                handle = self._handle(nxt)
                 self._heartbeat.add(nxt.id)
+                try:
+                    handle = self._handle(nxt)
+                except BaseException:
+                    self._heartbeat.remove(nxt.id)
+                    raise
                 try:
                     yield handle
                 except GeneratorExit:
@@ -432,13 +453,17 @@ class Sweep:
         if not self._ready:
             return
         self._heartbeat.stop()
-        if self.mlflow_tracker is not None:
+        self._ready = False  # a later run() sets everything up again
+        tracker, self.mlflow_tracker = self.mlflow_tracker, None
+        if tracker is not None:
             try:
-                self.mlflow_tracker.sweep_finished(self.name)
+                if self._finish_mlflow:
+                    tracker.sweep_finished(self.name)
+                tracker.close()
             except Exception as exc:  # MLflow is a mirror; never fail the sweep for it
                 import logging
 
-                logging.getLogger("hpo_lightning").warning("MLflow sweep_finished failed: %s", exc)
+                logging.getLogger("hpo_lightning").warning("MLflow at sweep end failed: %s", exc)
 
     def result(self, stopped: str = "done") -> SweepResult:
         trials = self.storage.get_trials(self.record.id)
@@ -518,6 +543,7 @@ def _join(procs: list[Any], timeout: float) -> None:
 def _worker_main(config: SweepConfig, index: int) -> None:
     """Entry point of a local worker process: run trials until the sweep is done."""
     sweep = Sweep(config)
+    sweep._finish_mlflow = False
     try:
         sweep._run_serial(
             ProgressDisplay(

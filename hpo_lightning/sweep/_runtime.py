@@ -135,8 +135,11 @@ class TrialHandle:
             )
         )
 
-    def mlflow_logger(self) -> Any:
-        """A Lightning MLFlowLogger that logs into this trial's MLflow run (needs ``mlflow:``)."""
+    def mlflow_logger(self, **options: Any) -> Any:
+        """A Lightning MLFlowLogger that logs into this trial's MLflow run (needs ``mlflow:``).
+
+        Options go to ``MLflowTracker.logger_for`` (``prefix=``, ``package=``).
+        """
         tracker = self.sweep.mlflow_tracker
         if tracker is None:
             from hpo_lightning.exceptions import ConfigError
@@ -145,7 +148,7 @@ class TrialHandle:
                 f"sweep '{self.sweep.name}' has no MLflow tracking; add an `mlflow:` section "
                 "(tracking_uri, experiment) to use trial.mlflow_logger()"
             )
-        return tracker.logger_for(self.trial)
+        return tracker.logger_for(self.trial, **options)
 
     def __repr__(self) -> str:
         return f"TrialHandle(sweep={self.sweep.name!r}, number={self.number}, params={self.params})"
