@@ -159,10 +159,24 @@ def _validate(cfg: SweepConfig) -> None:
         v = getattr(cfg, key)
         if v is not None and not isinstance(v, Mapping):
             raise ConfigError(f"`{key}` must be a mapping (a YAML section), but got {v!r}")
-    if cfg.scheduler is not None and "name" not in cfg.scheduler:
-        raise ConfigError("the `scheduler` section needs a `name` (e.g. asha, median, hyperband)")
+    if cfg.scheduler is not None:
+        _check_scheduler(cfg.scheduler)
     if not isinstance(cfg.retry_lost, bool):
         raise ConfigError(f"`retry_lost` must be true or false, but got {cfg.retry_lost!r}")
+
+
+def _check_scheduler(section: Mapping[str, Any]) -> None:
+    """Build the scheduler once, so a bad section fails before any store or trial exists."""
+    from hpo_lightning.schedulers import make_scheduler
+
+    if "name" not in section:
+        raise ConfigError("the `scheduler` section needs a `name` (e.g. asha, median, hyperband)")
+    try:
+        make_scheduler(**section)
+    except UserInputError as exc:
+        raise ConfigError(f"`scheduler`: {exc}") from None
+    except TypeError as exc:  # e.g. a name that is not a string
+        raise ConfigError(f"`scheduler`: {exc}") from None
 
 
 _FILE_KEYS = {
