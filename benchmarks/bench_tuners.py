@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5 problems, 3 seeds")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per problem (default 10)")
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (check on unseen seeds)")
     ap.add_argument("--budgets", default="30,60")
     ap.add_argument("--problems", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--methods", default=",".join(OURS + OPTUNA))
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if summarize(rows, budgets) else 1
     names = args.problems.split(",") if args.problems else None
     names = names or (QUICK_PROBLEMS if args.quick else sorted(all_problems()))
-    seeds = range(args.seeds or (3 if args.quick else 10))
+    n_seeds = args.seeds or (3 if args.quick else 10)
+    seeds = range(args.seed_start, args.seed_start + n_seeds)
     tasks = [(m, p, s, budgets[-1]) for s in seeds for p in names for m in args.methods.split(",")]
     rows = []
     Path(args.out).write_text("")

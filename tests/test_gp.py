@@ -49,13 +49,14 @@ def best_of(tuner: HyperparameterTuner, fn: Callable[[Mapping[str, Any]], float]
 
 @pytest.mark.parametrize(("space", "fn"), [(BRANIN, branin), (BOWL, bowl)], ids=["branin", "bowl"])
 def test_gp_beats_random_search_on_most_seeds(space: SearchSpace, fn: Any) -> None:
-    # a sign test over 6 fixed seeds: P(>= 6 wins | no difference) = 1/64
+    # a sign test over 12 fixed seeds: P(>= 10 wins | no difference) = 79/4096 < 2%
+    # (a GP stalls on Branin's x1 = 10 edge now and then, as on seed 3: one seed may lose)
     wins = 0
-    for seed in range(6):
+    for seed in range(12):
         gp = best_of(GPTuner(space, seed=seed, max_trials=20), fn)
         rnd = best_of(make_tuner("random", space, seed=seed, max_trials=20), fn)
         wins += gp < rnd
-    assert wins == 6
+    assert wins >= 10
 
 
 MIXED = SearchSpace(
