@@ -194,3 +194,13 @@ def test_space_decode_then_encode_is_stable(u: list[float]) -> None:
     assert again["n"] == params["n"] and again["b"] == params["b"]
     assert again["opt"] == params["opt"]
     assert again["lr"] == pytest.approx(params["lr"], rel=1e-9)
+
+
+def test_yaml_exponent_strings_among_numeric_choices_become_numbers() -> None:
+    import yaml
+
+    spec = yaml.safe_load("lr: [0.05, 1e-05]\nmixed: [a, 1e-3]\nall_str: ['1e-3', '2e-3']")
+    space = SearchSpace.from_dict(spec)
+    assert space["lr"].choices == (0.05, 1e-05)  # type: ignore[attr-defined]
+    assert space["mixed"].choices == ("a", "1e-3")  # type: ignore[attr-defined]
+    assert space["all_str"].choices == ("1e-3", "2e-3")  # type: ignore[attr-defined]

@@ -33,6 +33,22 @@ def _number(name: str, key: str, value: Any) -> Any:
     return value
 
 
+def _yaml_numbers(choices: Any) -> Any:
+    """Choices like ``[0.05, 1e-05]``: YAML 1.1 reads ``1e-05`` as a string; when every other
+    choice is a number and every string parses as one, the strings were meant as numbers."""
+    if not isinstance(choices, (list, tuple)):
+        return choices
+    strings = [c for c in choices if isinstance(c, str)]
+    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    if not strings or not numbers or len(strings) + len(numbers) != len(choices):
+        return choices
+    try:
+        [float(c) for c in strings]
+    except ValueError:
+        return choices
+    return [float(c) if isinstance(c, str) else c for c in choices]
+
+
 def _suggest(word: str, options: Any) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -43,7 +59,7 @@ def domain_from_dict(name: str, spec: Any) -> Domain:
     if isinstance(spec, Domain):
         return spec
     if isinstance(spec, (list, tuple)):
-        return Categorical(spec)
+        return Categorical(_yaml_numbers(spec))
     if not isinstance(spec, Mapping):
         raise InvalidSpaceError(
             f"parameter '{name}' must be a mapping like {{type: float, low: 0, high: 1}} "
@@ -68,7 +84,7 @@ def domain_from_dict(name: str, spec: Any) -> Domain:
         if kind == "categorical":
             if "choices" not in spec:
                 raise InvalidSpaceError(f"parameter '{name}': a categorical needs `choices`")
-            return Categorical(spec["choices"])
+            return Categorical(_yaml_numbers(spec["choices"]))
         for req in ("low", "high"):
             if req not in spec:
                 raise InvalidSpaceError(f"parameter '{name}': a {kind} domain needs `{req}`")
