@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import enum
 import math
-import multiprocessing as mp
-import multiprocessing.connection as mp_connection
 import os
 import signal
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from hpo_lightning._trial import Trial, TrialState
@@ -28,6 +26,7 @@ from hpo_lightning.storage import Claim, Storage, TrialRecord, open_storage, red
 from hpo_lightning.sweep._config import SweepConfig, check_same_definition, load_sweep_file
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import ProgressDisplay, summarize
+from hpo_lightning.sweep._result import SweepResult, stop_reason
 from hpo_lightning.sweep._runtime import (
     INTERRUPTED,
     Heartbeat,
@@ -46,29 +45,6 @@ class _Next(enum.Enum):
     EXHAUSTED = "exhausted"  # the tuner has nothing left (grid)
     FAILURES = "max_failures"
     TIMEOUT = "timeout"
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """How a sweep run ended. ``stopped`` is done, exhausted, timeout, max_failures or
-    interrupted; ``first_error`` is the message of the first failed trial."""
-
-    name: str
-    stopped: str
-    n_complete: int
-    n_pruned: int
-    n_failed: int
-    best: TrialRecord | None
-    first_error: str | None
-    storage_url: str
-
-    @property
-    def ok(self) -> bool:
-        return self.stopped not in ("max_failures", "interrupted")
-
-    @property
-    def best_params(self) -> dict[str, Any] | None:
-        return dict(self.best.params) if self.best else None
 
 
 class Sweep:
@@ -395,34 +371,9 @@ class Sweep:
                 display.update(self.storage.get_trials(self.record.id))
 
     def _run_parallel(self, workers: int, display: ProgressDisplay) -> str:
-        ctx: Any = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-        procs = [
-            ctx.Process(target=_worker_main, args=(self.config, i), daemon=False)
-            for i in range(workers)
-        ]
-        self.storage.close()  # children open their own connection
-        for p in procs:
-            p.start()
-        try:
-            while any(p.is_alive() for p in procs):
-                if display.style != "quiet":
-                    display.update(self.storage.get_trials(self.record.id))
-                # wake up as soon as a worker exits, else refresh the display twice a second
-                mp_connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
-        except KeyboardInterrupt:
-            for p in procs:
-                if p.is_alive() and p.pid:
-                    os.kill(p.pid, signal.SIGINT)
-            _join(procs, 30)
-            raise
-        _join(procs, 5)
-        self._reap()
-        if self.config.mlflow:  # one parent-run summary for the whole sweep, from the parent
-            self.mlflow_tracker = self._make_mlflow_tracker()
-            self._ready, self._heartbeat = True, Heartbeat(self.storage, self.config.heartbeat_s)
-        trials = self.storage.get_trials(self.record.id)
-        display.update(trials)
-        return _stop_reason(self.config, trials)
+        from hpo_lightning.sweep._workers import run_parallel
+
+        return run_parallel(self, workers, display)
 
     def __iter__(self) -> Iterator[TrialHandle]:
         """Yield trials for a loop you write; each is finished when the loop moves on."""
@@ -473,7 +424,7 @@ class Sweep:
             None,
         )
         if stopped == "done":
-            stopped = _stop_reason(self.config, trials)
+            stopped = stop_reason(self.config, trials)
         return SweepResult(
             name=self.name,
             stopped=stopped,
@@ -513,49 +464,6 @@ def _in_main_thread() -> bool:
 def _lightning_interrupt(handle: TrialHandle) -> bool:
     msg = getattr(handle.callback, "message", None) or ""
     return "KeyboardInterrupt" in msg or msg.startswith("interrupted")
-
-
-def _stop_reason(cfg: SweepConfig, trials: list[TrialRecord]) -> str:
-    s = summarize(trials, cfg.mode)
-    failures = sum(1 for t in trials if t.state is TrialState.FAILED and not is_retriable(t))
-    if failures >= cfg.max_failures:
-        return "max_failures"
-    if any(
-        t.state is TrialState.FAILED
-        and (t.message or "").startswith(INTERRUPTED)
-        and not any(o.attrs.get("retry_of") == t.number for o in trials)
-        for t in trials
-    ):
-        return "interrupted"
-    return "done" if s["done"] >= cfg.n_trials else "exhausted"
-
-
-def _join(procs: list[Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-            p.join(5)
-
-
-def _worker_main(config: SweepConfig, index: int) -> None:
-    """Entry point of a local worker process: run trials until the sweep is done."""
-    sweep = Sweep(config)
-    sweep._finish_mlflow = False
-    try:
-        sweep._run_serial(
-            ProgressDisplay(
-                config.name, config.n_trials, config.monitor, config.mode, style="quiet"
-            ),
-            None,
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sweep._close_run()
-        sweep.close()
 
 
 def run_sweep(objective: Any, **options: Any) -> SweepResult:

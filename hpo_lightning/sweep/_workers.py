@@ -1,0 +1,81 @@
+"""Local worker processes: each runs the serial loop on its own connection to the store."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection as mp_connection
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from hpo_lightning.sweep._config import SweepConfig
+from hpo_lightning.sweep._progress import ProgressDisplay
+from hpo_lightning.sweep._result import stop_reason
+from hpo_lightning.sweep._runtime import Heartbeat
+
+if TYPE_CHECKING:
+    from hpo_lightning.sweep._driver import Sweep
+
+
+def run_parallel(sweep: Sweep, workers: int, display: ProgressDisplay) -> str:
+    """Run ``workers`` processes (fork where available) until the sweep is done; the parent
+    only shows progress, forwards Ctrl-C, and reaps trials of workers that died."""
+    ctx: Any = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
+    procs = [
+        ctx.Process(target=worker_main, args=(sweep.config, i), daemon=False)
+        for i in range(workers)
+    ]
+    sweep.storage.close()  # children open their own connection
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            if display.style != "quiet":
+                display.update(sweep.storage.get_trials(sweep.record.id))
+            # wake up as soon as a worker exits, else refresh the display twice a second
+            mp_connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGINT)
+        _join(procs, 30)
+        raise
+    _join(procs, 5)
+    sweep._reap()
+    if sweep.config.mlflow:  # one parent-run summary for the whole sweep, from the parent
+        sweep.mlflow_tracker = sweep._make_mlflow_tracker()
+        sweep._ready, sweep._heartbeat = True, Heartbeat(sweep.storage, sweep.config.heartbeat_s)
+    trials = sweep.storage.get_trials(sweep.record.id)
+    display.update(trials)
+    return stop_reason(sweep.config, trials)
+
+
+def _join(procs: list[Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+
+
+def worker_main(config: SweepConfig, index: int) -> None:
+    """Entry point of a local worker process: run trials until the sweep is done."""
+    from hpo_lightning.sweep._driver import Sweep
+
+    sweep = Sweep(config)
+    sweep._finish_mlflow = False
+    try:
+        sweep._run_serial(
+            ProgressDisplay(
+                config.name, config.n_trials, config.monitor, config.mode, style="quiet"
+            ),
+            None,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sweep._close_run()
+        sweep.close()
