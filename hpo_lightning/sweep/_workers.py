@@ -6,6 +6,7 @@ import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ def worker_main(config: SweepConfig, index: int) -> None:
     """Entry point of a local worker process: run trials until the sweep is done."""
     from hpo_lightning.sweep._driver import Sweep
 
+    _share_cpu_threads(config.n_workers)
     sweep = Sweep(config)
     sweep._finish_mlflow = False
     try:
@@ -79,3 +81,14 @@ def worker_main(config: SweepConfig, index: int) -> None:
     finally:
         sweep._close_run()
         sweep.close()
+
+
+def _share_cpu_threads(workers: int) -> None:
+    """Give each local worker its share of the CPU cores for torch's intra-op threads, so
+    ``n_workers`` processes do not each start one thread per core (oversubscription)."""
+    torch = sys.modules.get("torch")
+    if torch is None or workers <= 1:
+        return
+    share = max(1, (os.cpu_count() or 1) // workers)
+    if torch.get_num_threads() > share:
+        torch.set_num_threads(share)
