@@ -99,6 +99,9 @@ def quiet_trainer(**kwargs: Any) -> pl.Trainer:
 
 def train(params: dict[str, Any], callback: pl.Callback, max_epochs: int = 12) -> None:
     """Sweep objective: fit the MLP with ``params``; the callback reports ``val_acc``."""
+    # A model this small trains fastest on one thread; more threads only spin (and, on a
+    # busy machine, oversubscribed OpenMP threads make an epoch 10x slower).
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     trainer = quiet_trainer(max_epochs=max_epochs, callbacks=[callback])
     trainer.fit(DigitsMLP(**params), datamodule=DigitsData())

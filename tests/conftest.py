@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Every model in the tests is tiny: one intra-op thread is fastest, and several test
+# processes (DDP ranks, sweep workers) on 2 cores would otherwise oversubscribe them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from collections.abc import Iterator
 from pathlib import Path
 
