@@ -14,7 +14,8 @@ makes the same choice for 30 and 60 trials). Printed:
 
 Run ``python benchmarks/bench_tuners.py --quick`` (a few minutes) or without ``--quick`` for
 every problem and 10 seeds (long: run it in the background). ``--jobs N`` runs cells in
-N processes; timings are only comparable within one run on one machine. Each finished cell is
+N processes; timings are only comparable within one run on one machine. ``--seed-start S``
+runs seeds S, S+1, ... (check a change on seeds the default set never saw). Each finished cell is
 appended to ``--out`` (JSON lines) and ``--summary FILE`` prints the tables of a partial run.
 BLAS is limited to one thread per process (tiny matrices: threads only add contention).
 """

@@ -12,6 +12,11 @@ cost of each method:
 * **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
   suggestion is constant in the number of trials and it handles any mix of domains.
 
+On the benchmark's 14 problems (budgets 30 and 60) the GP had the best median of our tuners on
+13 (TPE on Styblinski-Tang-5) and was level with Optuna's GPSampler overall (mean rank 2.85 vs
+2.82 over 8 methods), well ahead of TPE and CMA-ES (4.8-5.6): the rule keeps the GP for every
+small budget.
+
 Multi-fidelity: the chosen tuner's rule applies (GP: fitted at the highest fidelity with enough
 points; TPE: pruned trials rank after completed ones; CMA-ES: pruned rank after completed ones
 of their generation).
@@ -94,8 +99,9 @@ class AutoTuner(HyperparameterTuner):
         """``budget``: the planned number of trials, used only to choose (a sweep passes its
         n_trials here, so failed trials can still be replaced); defaults to ``max_trials``."""
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                                   or budget <= 0):
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0
+        ):
             raise UserInputError(f"`budget` must be a positive integer or None, got {budget!r}")
         self.chosen, self.reason = choose_tuner(
             self.space, max_trials if max_trials is not None else budget
