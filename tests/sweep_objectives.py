@@ -78,3 +78,8 @@ def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) ->
         devices=1,
     )
     trainer.fit(Net(), DataLoader(ds, batch_size=64, shuffle=True), DataLoader(ds, batch_size=256))
+
+
+def wrong_monitor(params: dict[str, Any], callback: Any) -> None:
+    """Fits with the callback but logs a different key than the sweep monitors."""
+    lightning_fit(params, callback, max_epochs=1)

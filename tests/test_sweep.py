@@ -10,7 +10,6 @@ import sweep_objectives as objs
 
 import hpo_lightning as hl
 from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, InvalidSpaceError
-from hpo_lightning.storage import open_storage
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "y": {"type": "int", "low": 0, "high": 4}}
 
@@ -174,3 +173,40 @@ def test_bad_options_write_nothing(tmp_path: Path, kw: dict, err: type, match: s
     with pytest.raises(err, match=match):
         _sweep(tmp_path, **kw)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_timeout_stops_starting_trials(tmp_path: Path) -> None:
+    res = _sweep(
+        tmp_path,
+        objective=objs.sleeper,
+        objective_args={"seconds": 0.2},
+        n_trials=100,
+        timeout=0.5,
+        tuner="random",
+    ).run(progress="quiet")
+    assert res.stopped == "timeout" and 1 <= res.n_complete < 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_monitor_never_logged_stops_the_sweep_with_a_clear_error(
+    tmp_path: Path, workers: int
+) -> None:
+    space = {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}, "hidden": [8]}
+    sweep = hl.Sweep(
+        name="m",
+        objective=objs.wrong_monitor,
+        monitor="val_los",
+        space=space,
+        n_trials=4,
+        n_workers=workers,
+        storage=str(tmp_path / "m.db"),
+        seed=0,
+        tuner="random",
+    )
+    with pytest.raises(
+        hl.exceptions.MetricNotFoundError if workers == 1 else hl.exceptions.UserInputError,
+        match="'val_los' was never logged",
+    ):
+        sweep.run(progress="quiet")
+    assert len(sweep.trials()) <= workers  # it did not go on trial after trial

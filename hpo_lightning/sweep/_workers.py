@@ -10,10 +10,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.sweep._config import SweepConfig
 from hpo_lightning.sweep._progress import ProgressDisplay
 from hpo_lightning.sweep._result import stop_reason
 from hpo_lightning.sweep._runtime import Heartbeat
+
+_EXIT_BAD_INPUT = 2
 
 if TYPE_CHECKING:
     from hpo_lightning.sweep._driver import Sweep
@@ -44,6 +47,11 @@ def run_parallel(sweep: Sweep, workers: int, display: ProgressDisplay) -> str:
         raise
     _join(procs, 5)
     sweep._reap()
+    if any(p.exitcode == _EXIT_BAD_INPUT for p in procs):
+        # a wrong monitor or metric type: every worker would fail alike; say it once
+        failed = sweep.storage.get_trials(sweep.record.id)
+        first = next((t.message for t in failed if t.message and "Error: " in t.message), None)
+        raise UserInputError(first or "a worker stopped on bad input; see its output above")
     if sweep.config.mlflow:  # one parent-run summary for the whole sweep, from the parent
         sweep.mlflow_tracker = sweep._make_mlflow_tracker()
         sweep._ready, sweep._heartbeat = True, Heartbeat(sweep.storage, sweep.config.heartbeat_s)
@@ -66,6 +74,7 @@ def worker_main(config: SweepConfig, index: int) -> None:
     """Entry point of a local worker process: run trials until the sweep is done."""
     from hpo_lightning.sweep._driver import Sweep
 
+    code = 0
     _share_cpu_threads(config.n_workers)
     sweep = Sweep(config)
     sweep._finish_mlflow = False
@@ -78,9 +87,13 @@ def worker_main(config: SweepConfig, index: int) -> None:
         )
     except KeyboardInterrupt:
         pass
+    except UserInputError:
+        code = _EXIT_BAD_INPUT  # the parent reports the message stored with the trial
     finally:
         sweep._close_run()
         sweep.close()
+    if code:
+        sys.exit(code)
 
 
 def _share_cpu_threads(workers: int) -> None:
