@@ -39,8 +39,16 @@ def sleep_one(params: dict, callback: object) -> float:
 
 
 def ours(n: int, workdir: Path, tuner: str = "random") -> float:
-    sweep = hl.Sweep(name="bench", objective=noop, space=SPACE, monitor="loss", n_trials=n,
-                     storage=str(workdir / f"ours-{time.time_ns()}.db"), tuner=tuner, seed=0)
+    sweep = hl.Sweep(
+        name="bench",
+        objective=noop,
+        space=SPACE,
+        monitor="loss",
+        n_trials=n,
+        storage=str(workdir / f"ours-{time.time_ns()}.db"),
+        tuner=tuner,
+        seed=0,
+    )
     t0 = time.perf_counter()
     res = sweep.run(progress="quiet")
     dt = time.perf_counter() - t0
@@ -53,10 +61,14 @@ def optuna_rate(n: int, workdir: Path, sampler: str = "random") -> float:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    smp = (optuna.samplers.RandomSampler(seed=0) if sampler == "random"
-           else optuna.samplers.TPESampler(seed=0))
-    study = optuna.create_study(storage=f"sqlite:///{workdir}/optuna-{time.time_ns()}.db",
-                                sampler=smp)
+    smp = (
+        optuna.samplers.RandomSampler(seed=0)
+        if sampler == "random"
+        else optuna.samplers.TPESampler(seed=0)
+    )
+    study = optuna.create_study(
+        storage=f"sqlite:///{workdir}/optuna-{time.time_ns()}.db", sampler=smp
+    )
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
@@ -71,9 +83,16 @@ def optuna_rate(n: int, workdir: Path, sampler: str = "random") -> float:
 
 
 def parallel(workers: int, n: int, workdir: Path) -> float:
-    sweep = hl.Sweep(name="par", objective=sleep_one, space=SPACE, monitor="loss", n_trials=n,
-                     storage=str(workdir / f"par-{workers}-{time.time_ns()}.db"),
-                     tuner="random", seed=0)
+    sweep = hl.Sweep(
+        name="par",
+        objective=sleep_one,
+        space=SPACE,
+        monitor="loss",
+        n_trials=n,
+        storage=str(workdir / f"par-{workers}-{time.time_ns()}.db"),
+        tuner="random",
+        seed=0,
+    )
     t0 = time.perf_counter()
     res = sweep.run(n_workers=workers, progress="quiet")
     dt = time.perf_counter() - t0
@@ -101,20 +120,26 @@ def main() -> None:
         ):
             rates = [fn() for _ in range(args.repeats)]
             rows.append((label, statistics.median(rates)))
-        print(f"\n1. Driver overhead: no-op objective, {args.trials} sequential trials, SQLite, "
-              f"median of {args.repeats}")
+        print(
+            f"\n1. Driver overhead: no-op objective, {args.trials} sequential trials, SQLite, "
+            f"median of {args.repeats}"
+        )
         for label, rate in rows:
             print(f"   {label:40s} {rate:9.1f} trials/s   {1000 / rate:7.2f} ms/trial")
         ratio_r = rows[0][1] / rows[2][1]
         ratio_t = rows[1][1] / rows[3][1]
-        print(f"   ratio vs optuna: random {ratio_r:.1f}x, tpe {ratio_t:.1f}x  "
-              f"(goal >= 10x: {'met' if ratio_r >= 10 else 'NOT met'})")
+        print(
+            f"   ratio vs optuna: random {ratio_r:.1f}x, tpe {ratio_t:.1f}x  "
+            f"(goal >= 10x: {'met' if ratio_r >= 10 else 'NOT met'})"
+        )
 
         t1 = parallel(1, args.parallel_trials, work)
         t4 = parallel(4, args.parallel_trials, work)
         print(f"\n2. Parallel: sleep(1) objective, {args.parallel_trials} trials")
-        print(f"   1 worker {t1:6.2f} s   4 workers {t4:6.2f} s   speed-up {t1 / t4:.2f}x  "
-              f"(goal >= 3.5x: {'met' if t1 / t4 >= 3.5 else 'NOT met'})")
+        print(
+            f"   1 worker {t1:6.2f} s   4 workers {t4:6.2f} s   speed-up {t1 / t4:.2f}x  "
+            f"(goal >= 3.5x: {'met' if t1 / t4 >= 3.5 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":
