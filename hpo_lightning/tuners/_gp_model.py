@@ -250,11 +250,12 @@ class GaussianProcess:
         sd = np.sqrt(var)
         z = (best - mean) / sd
         lh = log_h(z)
-        # dk/dx_j = -s g (x_j - X_j) / l_j^2 for each free coordinate j
-        diff = Xs[:, None, free] - self.X[None, :, free]
-        dk = -gs[:, :, None] * diff * self.inv_ls2[free]
-        dmean = np.einsum("mnj,n->mj", dk, self.alpha)
-        dsd = -np.einsum("mnj,mn->mj", dk, v_sol) / sd[:, None]
+        # dk/dx_j = -s g (x_j - X_j) / l_j^2 for each free coordinate j; the sums over the
+        # training points are matrix products (no (m, n, d) array)
+        xf, Xf, il = Xs[:, free], self.X[:, free], self.inv_ls2[free]
+        ga, gv = gs * self.alpha, gs * v_sol
+        dmean = -il * (xf * ga.sum(axis=1)[:, None] - ga @ Xf)
+        dsd = il * (xf * gv.sum(axis=1)[:, None] - gv @ Xf) / sd[:, None]
         dlh = np.exp(log_ndtr(z) - lh)  # d log h / dz = Phi(z) / h(z)
         dz = (-dmean - z[:, None] * dsd) / sd[:, None]
         grad = dsd / sd[:, None] + dlh[:, None] * dz
