@@ -18,7 +18,8 @@ Model (Rasmussen & Williams 2006, "Gaussian Processes for Machine Learning", ch.
   which is centred on long length scales (l = 10 in 6 dimensions) and made Levy-5 2x worse.
 * Cost: the cross-covariance of m candidates with n points is one (m, d) x (d, n) matrix
   product (``|a|^2 + |b|^2 - 2 a.b``); the training covariance is inverted with LAPACK
-  potrf/potri.
+  potrf/potri; the log-EI gradient's sums over the training points are (m, n) x (n, d) matrix
+  products (no (m, n, d) array: Hartmann-6 at 60 trials went from 22 to 15 ms per suggestion).
 * Acquisition: the logarithm of expected improvement, computed stably for very negative
   z-scores (Ament et al. 2023, "Unexpected Improvements to Expected Improvement for Bayesian
   Optimization", Eq. 9), with its gradient in the continuous coordinates for polishing.
