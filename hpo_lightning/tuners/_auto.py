@@ -13,9 +13,9 @@ cost of each method:
   suggestion is constant in the number of trials and it handles any mix of domains.
 
 On the benchmark's 14 problems (budgets 30 and 60) the GP had the best median of our tuners on
-12 (TPE on Styblinski-Tang-5 and, narrowly, Ackley-2) and was level with Optuna's GPSampler overall (mean rank 2.84 vs
-2.82 over 8 methods, 74 wins / 70 losses), well ahead of TPE and CMA-ES (4.9-5.6): the rule
-keeps the GP for every small budget.
+12 (TPE on Styblinski-Tang-5 and, narrowly, Ackley-2) and was level with Optuna's GPSampler
+overall (mean rank 2.84 vs 2.82 over 8 methods, 74 wins / 70 losses), well ahead of TPE and
+CMA-ES (4.9-5.6): the rule keeps the GP for every small budget.
 
 Multi-fidelity: the chosen tuner's rule applies (GP: fitted at the highest fidelity with enough
 points; TPE: pruned trials rank after completed ones; CMA-ES: pruned rank after completed ones
