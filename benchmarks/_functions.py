@@ -121,3 +121,20 @@ PROBLEMS: dict[str, Problem] = {
         0.0,
     ),
 }
+
+
+def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
+    """The Optuna distributions of our domains (same bounds, log scales and steps)."""
+    import optuna.distributions as od
+
+    out: dict[str, Any] = {}
+    for name, d in space.items():
+        if isinstance(d, Float):
+            out[name] = od.FloatDistribution(d.low, d.high, log=d.log)
+        elif isinstance(d, Int):
+            out[name] = od.IntDistribution(d.low, d.high, log=d.log, step=d.step)
+        elif isinstance(d, Categorical):
+            out[name] = od.CategoricalDistribution(list(d.choices))
+        else:  # pragma: no cover - every domain kind is handled above
+            raise TypeError(f"no Optuna distribution for {d!r}")
+    return out

@@ -18,14 +18,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _functions import PROBLEMS, Problem
+from _functions import PROBLEMS, Problem, optuna_distributions
 
-from hpo_lightning import Categorical, Float, Int, SearchSpace, make_tuner
+from hpo_lightning import make_tuner
 
 
 def run_ours(name: str, problem: Problem, seed: int, budget: int) -> float:
@@ -36,23 +35,6 @@ def run_ours(name: str, problem: Problem, seed: int, budget: int) -> float:
         tuner.report_result(params, value)
         best = min(best, value)
     return float(best)
-
-
-def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
-    """The Optuna distributions of our domains (same bounds, log scales and steps)."""
-    import optuna.distributions as od
-
-    out: dict[str, Any] = {}
-    for name, d in space.items():
-        if isinstance(d, Float):
-            out[name] = od.FloatDistribution(d.low, d.high, log=d.log)
-        elif isinstance(d, Int):
-            out[name] = od.IntDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, Categorical):
-            out[name] = od.CategoricalDistribution(list(d.choices))
-        else:  # pragma: no cover - every domain kind is handled above
-            raise TypeError(f"no Optuna distribution for {d!r}")
-    return out
 
 
 def run_optuna(problem: Problem, seed: int, budget: int) -> float:

@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _functions import PROBLEMS, Problem
+from _functions import PROBLEMS, Problem, optuna_distributions
 from _functions_more import more_problems
 
-from hpo_lightning import Categorical, Float, Int, SearchSpace, make_tuner
+from hpo_lightning import make_tuner
 
 OURS = ["auto", "gp", "tpe", "cmaes", "random"]
 OPTUNA = ["optuna_tpe", "optuna_gp", "optuna_cmaes"]
@@ -53,21 +53,6 @@ QUICK_PROBLEMS = ["branin", "hartmann6", "mixed", "levy5", "svc_wine"]
 
 def all_problems() -> dict[str, Problem]:
     return {**PROBLEMS, **more_problems()}
-
-
-def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
-    """Optuna distributions with our domains' bounds, log scales and steps."""
-    import optuna.distributions as od
-
-    out: dict[str, Any] = {}
-    for name, d in space.items():
-        if isinstance(d, Float):
-            out[name] = od.FloatDistribution(d.low, d.high, log=d.log)
-        elif isinstance(d, Int):
-            out[name] = od.IntDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, Categorical):
-            out[name] = od.CategoricalDistribution(list(d.choices))
-    return out
 
 
 def _optuna_sampler(method: str, seed: int) -> Any:
