@@ -65,6 +65,23 @@ def to_metric(value: Any, name: str = "metric") -> float:
         ) from exc
 
 
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    at_least: int,
+    allow_none: bool = False,
+    error: type[UserInputError] = UserInputError,
+) -> Any:
+    """Validate an integer option (bools are refused) and return it; None if allowed."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < at_least:
+        rule = f"an integer >= {at_least}" + (" or None" if allow_none else "")
+        raise error(f"`{name}` must be {rule}, but got {value!r}")
+    return value
+
+
 def is_finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 

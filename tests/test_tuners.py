@@ -128,7 +128,7 @@ def test_make_tuner_unknown_option_suggests_a_close_one() -> None:
         ({"mode": "maximize"}, "`mode` must be 'min' or 'max'"),
         ({"seed": -1}, "`seed` must be a non-negative integer"),
         ({"seed": 1.5}, "`seed` must be a non-negative integer"),
-        ({"max_trials": 0}, "`max_trials` must be a positive integer"),
+        ({"max_trials": 0}, "`max_trials` must be an integer >= 1 or None, but got 0"),
         ({"n_startup_trials": 0}, "`n_startup_trials` must be an integer >= 1"),
         ({"n_ei_candidates": 0}, "`n_ei_candidates` must be an integer >= 1"),
         ({"prior_weight": 0.0}, "`prior_weight` must be > 0"),

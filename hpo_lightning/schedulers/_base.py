@@ -104,13 +104,6 @@ def loss_of(value: float, mode: Mode) -> float:
     return value if mode == "min" else -value
 
 
-def check_int(name: str, value: Any, *, at_least: int) -> int:
-    """Validate an integer option (bools are refused) and return it."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < at_least:
-        raise UserInputError(f"`{name}` must be an integer >= {at_least}, but got {value!r}")
-    return value
-
-
 class Scheduler(ABC):
     """Base class of the early-stopping strategies; see the module docstring for the contract.
 
@@ -121,7 +114,7 @@ class Scheduler(ABC):
         >>> class StopAfter(Scheduler):
         ...     name = "stop-after"
         ...     def __init__(self, *, epochs: int = 3) -> None:
-        ...         self.epochs = check_int("epochs", epochs, at_least=1)
+        ...         self.epochs = epochs
         ...     def decide(self, curve, others, *, mode):
         ...         done = (curve.last_epoch or 0) + 1 >= self.epochs
         ...         return Decision.STOP if done else Decision.CONTINUE

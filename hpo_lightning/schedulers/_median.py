@@ -11,12 +11,11 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from hpo_lightning._trial import Mode
+from hpo_lightning._trial import Mode, check_int
 from hpo_lightning.schedulers._base import (
     Decision,
     LearningCurve,
     Scheduler,
-    check_int,
     loss_of,
 )
 

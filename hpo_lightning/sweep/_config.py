@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hpo_lightning._trial import Mode, check_mode
+from hpo_lightning._trial import Mode, check_int, check_mode
 from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners import tuner_names
@@ -114,13 +114,6 @@ class SweepConfig:
         return replace(self, seed=seed)
 
 
-def _int(key: str, value: Any, *, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"`{key}` must be an integer >= {minimum}, but got {value!r}")
-
-
 def _validate(cfg: SweepConfig) -> None:
     if not isinstance(cfg.name, str) or not cfg.name.strip():
         raise ConfigError(f"`name` must be a non-empty string, but got {cfg.name!r}")
@@ -142,10 +135,10 @@ def _validate(cfg: SweepConfig) -> None:
         raise ConfigError(
             f"unknown tuner {cfg.tuner!r}; known tuners: {', '.join(tuner_names())}{hint}"
         )
-    _int("n_trials", cfg.n_trials, minimum=1)
-    _int("n_workers", cfg.n_workers, minimum=1)
-    _int("max_failures", cfg.max_failures, minimum=1)
-    _int("seed", cfg.seed, minimum=0, allow_none=True)
+    check_int("n_trials", cfg.n_trials, at_least=1, error=ConfigError)
+    check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+    check_int("max_failures", cfg.max_failures, at_least=1, error=ConfigError)
+    check_int("seed", cfg.seed, at_least=0, allow_none=True, error=ConfigError)
     for key in ("timeout", "heartbeat_s", "lost_after_s"):
         v = getattr(cfg, key)
         if v is None and key == "timeout":

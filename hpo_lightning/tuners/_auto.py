@@ -31,8 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState
-from hpo_lightning.exceptions import UserInputError
+from hpo_lightning._trial import Mode, TrialState, check_int
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
@@ -99,10 +98,7 @@ class AutoTuner(HyperparameterTuner):
         """``budget``: the planned number of trials, used only to choose (a sweep passes its
         n_trials here, so failed trials can still be replaced); defaults to ``max_trials``."""
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0
-        ):
-            raise UserInputError(f"`budget` must be a positive integer or None, got {budget!r}")
+        check_int("budget", budget, at_least=1, allow_none=True)
         self.chosen, self.reason = choose_tuner(
             self.space, max_trials if max_trials is not None else budget
         )

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState, check_mode, to_metric
+from hpo_lightning._trial import Mode, TrialState, check_int, check_mode, to_metric
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 
@@ -88,12 +88,7 @@ class HyperparameterTuner(ABC):
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise UserInputError(f"`seed` must be a non-negative integer or None, got {seed!r}")
         self.seed: int = new_seed() if seed is None else seed
-        if max_trials is not None and (
-            not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials <= 0
-        ):
-            raise UserInputError(
-                f"`max_trials` must be a positive integer or None, got {max_trials!r}"
-            )
+        check_int("max_trials", max_trials, at_least=1, allow_none=True)
         self.max_trials = max_trials
         self._observations: list[Observation] = []
         self._pending: dict[str, list[dict[str, Any]]] = {}

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import Mode, TrialState, check_int
 from hpo_lightning.exceptions import UserInputError, missing_extra
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation, params_key
@@ -108,12 +108,7 @@ class CMAESTuner(HyperparameterTuner):
             raise missing_extra("cmaes", "cmaes", "CMAESTuner") from None
         if not (isinstance(sigma0, (int, float)) and 0 < sigma0 <= 1):
             raise UserInputError(f"`sigma0` must be in (0, 1] (the unit cube), got {sigma0!r}")
-        if population_size is not None and (
-            not isinstance(population_size, int) or population_size < 2
-        ):
-            raise UserInputError(
-                f"`population_size` must be an integer >= 2 or None, got {population_size!r}"
-            )
+        check_int("population_size", population_size, at_least=2, allow_none=True)
         self.sigma0 = float(sigma0)
         self.population_size = population_size
         self._restarts = 0

@@ -44,8 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState
-from hpo_lightning.exceptions import UserInputError
+from hpo_lightning._trial import Mode, TrialState, check_int
 from hpo_lightning.space import Int, SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation, params_key
 from hpo_lightning.tuners._gp_model import GaussianProcess, default_theta, fit_theta
@@ -58,12 +57,6 @@ _POLISH_ITERS = 40
 _POLISH_FROM_BEST = 2  # the best observed points also start a polish (as Optuna's GPSampler)
 _POLISH_GTOL = 1e-3
 _MIN_SEP = 1e-3
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise UserInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
-    return value
 
 
 def warp_losses(y: np.ndarray) -> np.ndarray:
@@ -110,8 +103,8 @@ class GPTuner(HyperparameterTuner):
         dim = self.space.dim
         if n_startup_trials is None:
             n_startup_trials = min(10, 2 + 2 * dim)
-        self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
-        self.n_candidates = _check_int("n_candidates", n_candidates, 1)
+        self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, at_least=1)
+        self.n_candidates = check_int("n_candidates", n_candidates, at_least=1)
         doms = [self.space[n] for n in self.space.names]
         self._cat = np.array([d.is_categorical for d in doms], dtype=bool)
         # number of cells of each discrete coordinate (0 for floats): candidates are snapped

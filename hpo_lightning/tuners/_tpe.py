@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import Mode, TrialState, check_int
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
@@ -81,14 +81,8 @@ class TPETuner(HyperparameterTuner):
         prior_weight: float = 1.0,
     ) -> None:
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
-        if not isinstance(n_startup_trials, int) or n_startup_trials < 1:
-            raise UserInputError(
-                f"`n_startup_trials` must be an integer >= 1, got {n_startup_trials!r}"
-            )
-        if not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
-            raise UserInputError(
-                f"`n_ei_candidates` must be an integer >= 1, got {n_ei_candidates!r}"
-            )
+        check_int("n_startup_trials", n_startup_trials, at_least=1)
+        check_int("n_ei_candidates", n_ei_candidates, at_least=1)
         if not (isinstance(prior_weight, (int, float)) and prior_weight > 0):
             raise UserInputError(f"`prior_weight` must be > 0, got {prior_weight!r}")
         self.n_startup_trials = n_startup_trials
