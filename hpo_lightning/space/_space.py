@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 from collections.abc import Iterator, Mapping
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo_lightning._names import did_you_mean
 from hpo_lightning.exceptions import InvalidSpaceError
 from hpo_lightning.space._domains import Categorical, Domain, Float, Int
 
@@ -49,11 +49,6 @@ def _yaml_numbers(choices: Any) -> Any:
     return [float(c) if isinstance(c, str) else c for c in choices]
 
 
-def _suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def domain_from_dict(name: str, spec: Any) -> Domain:
     """Build one domain from its plain (YAML/JSON) shape; see :meth:`SearchSpace.from_dict`."""
     if isinstance(spec, Domain):
@@ -71,14 +66,14 @@ def domain_from_dict(name: str, spec: Any) -> Domain:
     if kind not in _DOMAIN_KEYS:
         raise InvalidSpaceError(
             f"parameter '{name}': `type` must be one of float, int, categorical, but got "
-            f"{kind!r}{_suggest(str(kind), _DOMAIN_KEYS)}"
+            f"{kind!r}{did_you_mean(str(kind), _DOMAIN_KEYS)}"
         )
     unknown = set(spec) - _DOMAIN_KEYS[kind]
     if unknown:
         key = sorted(unknown)[0]
         raise InvalidSpaceError(
             f"parameter '{name}': unknown key '{key}' for a {kind} domain (allowed: "
-            f"{', '.join(sorted(_DOMAIN_KEYS[kind]))}){_suggest(key, _DOMAIN_KEYS[kind])}"
+            f"{', '.join(sorted(_DOMAIN_KEYS[kind]))}){did_you_mean(key, _DOMAIN_KEYS[kind])}"
         )
     try:
         if kind == "categorical":

@@ -6,7 +6,6 @@ a claim locks its sweep. SQL here uses ``?`` placeholders; the PostgreSQL store 
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import time
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from hpo_lightning._names import did_you_mean
 from hpo_lightning._trial import Mode, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
 from hpo_lightning.storage._base import (
@@ -198,8 +198,7 @@ class SQLStorage(Storage):
         row, names = self._query(body)
         if row is not None:
             return self._sweep(row)
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, names)
         known = ", ".join(names) if names else "none yet"
         raise SweepNotFoundError(
             f"no sweep named '{name}' in {self.url} (sweeps there: {known}){hint}"

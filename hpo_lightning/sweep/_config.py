@@ -9,13 +9,13 @@ only the name and the store; run-time options (workers, storage, timeout...) are
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hpo_lightning._names import did_you_mean
 from hpo_lightning._trial import Mode, check_int, check_mode
 from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, UserInputError
 from hpo_lightning.space import SearchSpace
@@ -130,8 +130,7 @@ def _validate(cfg: SweepConfig) -> None:
         raise ConfigError(str(exc)) from None
     SearchSpace.from_dict(cfg.space)  # raises InvalidSpaceError with the parameter's name
     if cfg.tuner not in tuner_names():
-        close = difflib.get_close_matches(str(cfg.tuner), tuner_names(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(cfg.tuner, tuner_names())
         raise ConfigError(
             f"unknown tuner {cfg.tuner!r}; known tuners: {', '.join(tuner_names())}{hint}"
         )
@@ -203,8 +202,7 @@ def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep fil
         )
     for key in data:
         if key not in _FILE_KEYS:
-            close = difflib.get_close_matches(str(key), sorted(_FILE_KEYS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(key, sorted(_FILE_KEYS))
             raise ConfigError(f"{source}: unknown key {key!r}{hint}")
     for key in _REQUIRED:
         if key not in data:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpo_lightning._names import check_options, lookup
 from hpo_lightning._trial import Mode, check_mode
-from hpo_lightning.exceptions import UnknownNameError, UserInputError
+from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._auto import AutoTuner
 from hpo_lightning.tuners._base import HyperparameterTuner
@@ -61,28 +60,8 @@ def make_tuner(
         'tpe'
     """
     check_mode(mode)
-    builder = _REGISTRY.get(name) if isinstance(name, str) else None
-    if builder is None:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UnknownNameError(
-            f"unknown tuner {name!r}; known tuners: {', '.join(tuner_names())}{hint}"
-        )
-    params = inspect.signature(builder).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        allowed = [
-            k
-            for k, p in params.items()
-            if p.kind is p.KEYWORD_ONLY and k not in ("mode", "seed", "max_trials")
-        ]
-        for key in options:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise UserInputError(
-                    f"tuner '{name}' has no option {key!r} (its options: "
-                    f"{', '.join(allowed) or 'none'}){hint}"
-                )
+    builder = lookup("tuner", name, _REGISTRY)
+    check_options("tuner", name, builder, options, reserved=("mode", "seed", "max_trials"))
     return builder(space, mode=mode, seed=seed, max_trials=max_trials, **options)
 
 
