@@ -18,7 +18,10 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sweep_mirrors_to_mlflow(tmp_path: Path, workers: int) -> None:
+def test_sweep_mirrors_to_mlflow(
+    tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow puts a sqlite:/// store's artifacts under ./mlruns
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     res = hl.run_sweep(
         objs.quadratic,
