@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
@@ -30,6 +31,7 @@ def run_parallel(sweep: Sweep, workers: int, display: ProgressDisplay) -> str:
         ctx.Process(target=worker_main, args=(sweep.config, i), daemon=False)
         for i in range(workers)
     ]
+    _mlflow_sync(sweep)  # create MLflow's store, experiment and parent run before forking
     sweep.storage.close()  # children open their own connection
     for p in procs:
         p.start()
@@ -52,6 +54,7 @@ def run_parallel(sweep: Sweep, workers: int, display: ProgressDisplay) -> str:
         failed = sweep.storage.get_trials(sweep.record.id)
         first = next((t.message for t in failed if t.message and "Error: " in t.message), None)
         raise UserInputError(first or "a worker stopped on bad input; see its output above")
+    _mlflow_sync(sweep)  # back-fill what a worker could not mirror (e.g. an MLflow hiccup)
     if sweep.config.mlflow:  # one parent-run summary for the whole sweep, from the parent
         sweep.mlflow_tracker = sweep._make_mlflow_tracker()
         sweep._ready, sweep._heartbeat = True, Heartbeat(sweep.storage, sweep.config.heartbeat_s)
@@ -105,3 +108,31 @@ def _share_cpu_threads(workers: int) -> None:
     share = max(1, (os.cpu_count() or 1) // workers)
     if torch.get_num_threads() > share:
         torch.set_num_threads(share)
+
+
+def _mlflow_sync(sweep: Sweep) -> None:
+    """Bring MLflow up to date with the store, synchronously (no thread is left running).
+
+    Before the workers fork, this creates MLflow's database, the experiment and the parent
+    run once, so workers do not race to create them; after they exit, it back-fills anything
+    a worker could not mirror. MLflow is a mirror: a failure here is a warning.
+    """
+    if not sweep.config.mlflow:
+        return
+    m = dict(sweep.config.mlflow)
+    try:
+        from hpo_lightning.tracking._mlflow_sync import sync_sweep
+
+        sync_sweep(
+            sweep.storage,
+            sweep.name,
+            tracking_uri=m.get("tracking_uri"),
+            experiment_name=m.get("experiment") or sweep.name,
+            artifacts=False,
+        )
+    except Exception as exc:
+        logging.getLogger("hpo_lightning").warning(
+            "MLflow could not be brought up to date (run `hpo-lightning mlflow-sync %s` later): %s",
+            sweep.name,
+            exc,
+        )
