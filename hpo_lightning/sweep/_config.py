@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,26 +171,8 @@ def _check_scheduler(section: Mapping[str, Any]) -> None:
         raise ConfigError(f"`scheduler`: {exc}") from None
 
 
-_FILE_KEYS = {
-    "name",
-    "objective",
-    "objective_args",
-    "space",
-    "tuner",
-    "monitor",
-    "mode",
-    "n_trials",
-    "n_workers",
-    "storage",
-    "seed",
-    "timeout",
-    "max_failures",
-    "retry_lost",
-    "scheduler",
-    "mlflow",
-    "heartbeat_s",
-    "lost_after_s",
-}
+# every SweepConfig field is a file key, except the two the loader fills in itself
+_FILE_KEYS = {f.name for f in fields(SweepConfig)} - {"base_dir", "tuner_options"}
 _REQUIRED = ("name", "objective", "space", "monitor")
 
 
