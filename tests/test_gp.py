@@ -141,7 +141,7 @@ def test_rebuilt_tuner_continues_identically_after_the_model_started() -> None:
 def test_near_duplicates_of_seen_points_give_way_to_the_next_candidate() -> None:
     tuner = GPTuner(BRANIN, seed=0)
     seen = np.array([[0.5, 0.5]])
-    ranked = np.array([[0.5004, 0.5], [0.9, 0.1], [0.5, 0.5]])
+    ranked = np.array([[0.5000004, 0.5], [0.9, 0.1], [0.5, 0.5]])
     assert np.array_equal(tuner._drop_near_duplicates(ranked, seen)[0], [0.9, 0.1])
     # when every candidate is a near-duplicate, the ranking is kept as it is
     assert np.array_equal(tuner._drop_near_duplicates(ranked[[0, 2]], seen), ranked[[0, 2]])
