@@ -60,10 +60,14 @@ def _scaled_r2(a: np.ndarray, b: np.ndarray, inv_ls2: np.ndarray, cat: np.ndarra
 
     The ordered part is expanded as ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product instead of a
     (d, m, n) array: the cost of scoring thousands of candidates); categoricals add Hamming terms.
+    In-place arithmetic: on (2208, 60) arrays every temporary costs about 0.1 ms.
     """
     w = np.sqrt(np.where(cat, 0.0, inv_ls2))
     aw, bw = a * w, b * w
-    r2 = (aw * aw).sum(axis=1)[:, None] + (bw * bw).sum(axis=1)[None, :] - 2.0 * (aw @ bw.T)
+    r2 = aw @ bw.T
+    r2 *= -2.0
+    r2 += (aw * aw).sum(axis=1)[:, None]
+    r2 += (bw * bw).sum(axis=1)[None, :]
     np.maximum(r2, 0.0, out=r2)
     for j in np.flatnonzero(cat):
         r2 += inv_ls2[j] * (np.abs(a[:, j, None] - b[None, :, j]) > 1e-9)
@@ -72,11 +76,30 @@ def _scaled_r2(a: np.ndarray, b: np.ndarray, inv_ls2: np.ndarray, cat: np.ndarra
 
 def _matern(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Matern-5/2 at squared distance r2 (unit scale) and ``-2 dk/d(r2)`` for the gradients."""
-    r = np.sqrt(np.maximum(r2, 0.0))
-    e = np.exp(-_SQRT5 * r)
-    k = (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * e
-    g = (5.0 / 3.0) * (1.0 + _SQRT5 * r) * e  # -2 dk/d(r^2) = -dk/dr / r
-    return k, g
+    t = np.sqrt(np.maximum(r2, 0.0))
+    t *= _SQRT5
+    e = np.negative(t)
+    np.exp(e, out=e)
+    t += 1.0  # 1 + sqrt(5) r
+    k = r2 * (5.0 / 3.0)
+    k += t
+    k *= e
+    t *= e
+    t *= 5.0 / 3.0  # -2 dk/d(r^2) = -dk/dr / r = 5/3 (1 + sqrt(5) r) exp(-sqrt(5) r)
+    return k, t
+
+
+def _matern_k(r2: np.ndarray) -> np.ndarray:
+    """Matern-5/2 at squared distance r2 (unit scale), without the gradient factor."""
+    t = np.sqrt(np.maximum(r2, 0.0))
+    t *= _SQRT5
+    k = r2 * (5.0 / 3.0)
+    k += t
+    k += 1.0
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    k *= t
+    return k
 
 
 def _chol_inv(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +193,8 @@ def log_h(z: np.ndarray) -> np.ndarray:
     from scipy.special import erfcx, ndtr
 
     z = np.asarray(z, dtype=float)
+    if z.min(initial=0.0) > -1.0:  # the common case while polishing: no tail to handle
+        return np.log(np.exp(-0.5 * z * z - _LOG_SQRT_2PI) + z * ndtr(z))
     out = np.empty_like(z)
     hi = z > -1.0
     zh = z[hi]
@@ -204,7 +229,7 @@ class GaussianProcess:
 
     def _set(self, X: np.ndarray, y: np.ndarray) -> None:
         self.X, self.y = X, y
-        kr, _ = _matern(np.tensordot(self.inv_ls2, _per_dim_sq(X, X, self.cat), axes=1))
+        kr = _matern_k(np.tensordot(self.inv_ls2, _per_dim_sq(X, X, self.cat), axes=1))
         jitter = 1e-8
         while True:  # duplicated points with tiny noise: add jitter until K is positive
             try:
@@ -222,12 +247,16 @@ class GaussianProcess:
             self._set(np.concatenate([self.X, Xp]), np.concatenate([self.y, mean]))
 
     def _cross(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-covariances with the training points and their ``-2 dk/d(r2)`` factors."""
         kr, g = _matern(_scaled_r2(Xs, self.X, self.inv_ls2, self.cat))
-        return self.scale * kr, self.scale * g
+        kr *= self.scale
+        g *= self.scale
+        return kr, g
 
     def predict(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the latent function at the rows of Xs."""
-        ks, _ = self._cross(Xs)
+        ks = _matern_k(_scaled_r2(Xs, self.X, self.inv_ls2, self.cat))
+        ks *= self.scale
         mean = ks @ self.alpha
         var = self.scale - ((ks @ self.Kinv) * ks).sum(axis=1)
         return mean, np.maximum(var, 1e-12)
