@@ -41,6 +41,10 @@ def test_rerun_resumes_and_extends(tmp_path: Path) -> None:
     _sweep(tmp_path, n_trials=5).run(progress="quiet")
     res = _sweep(tmp_path, n_trials=8).run(progress="quiet")
     assert res.n_complete == 8  # 5 kept + 3 new
+    # the stored size follows, so a worker that joins (hpo-lightning worker) runs to 8 too
+    assert hl.Sweep.join(str(tmp_path / "s.db"), "s").config.n_trials == 8
+    _sweep(tmp_path, n_trials=3).run(progress="quiet")  # a smaller rerun does not shrink it
+    assert hl.Sweep.join(str(tmp_path / "s.db"), "s").config.n_trials == 8
 
 
 def test_same_seed_same_sequence(tmp_path: Path) -> None:

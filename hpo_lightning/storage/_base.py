@@ -117,6 +117,15 @@ class Storage(ABC):
     def list_sweeps(self) -> list[SweepRecord]: ...
 
     @abstractmethod
+    def raise_n_trials(self, sweep_id: int, n_trials: int) -> SweepRecord:
+        """Raise the ``n_trials`` of the stored definition to at least ``n_trials`` (a rerun
+        that extends the sweep; workers that join read it) and return the stored sweep.
+
+        Atomic: of two processes extending at once, the larger value stays; a smaller value
+        than the stored one changes nothing.
+        """
+
+    @abstractmethod
     def set_sweep_status(self, sweep_id: int, status: str) -> None: ...
 
     @abstractmethod

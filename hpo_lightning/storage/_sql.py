@@ -12,6 +12,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from hpo_lightning._names import did_you_mean
@@ -210,6 +211,24 @@ class SQLStorage(Storage):
             return [self._sweep(r) for r in cur.fetchall()]
 
         return self._query(body)
+
+    def raise_n_trials(self, sweep_id: int, n_trials: int) -> SweepRecord:
+        def body(cur: Any) -> SweepRecord:
+            self._lock_sweep(cur, sweep_id)  # PostgreSQL: no lost update between two extenders
+            cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps WHERE id = ?", (sweep_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise StorageError(f"no sweep with id {sweep_id} in {self.url}")
+            record = self._sweep(row)
+            if int(record.definition.get("n_trials") or 0) >= n_trials:
+                return record
+            definition = {**record.definition, "n_trials": int(n_trials)}
+            cur.execute(
+                "UPDATE hpo_sweeps SET definition = ? WHERE id = ?", (dumps(definition), sweep_id)
+            )
+            return replace(record, definition=definition)
+
+        return self._transaction(body)
 
     def set_sweep_status(self, sweep_id: int, status: str) -> None:
         self._transaction(

@@ -126,6 +126,9 @@ class Sweep:
             if cfg.seed is None and stored_seed is not None:
                 self.config = cfg = cfg.with_seed(int(stored_seed))
             self.record = existing
+            if cfg.n_trials > int(existing.definition.get("n_trials") or 0):
+                # an extended rerun: workers that join (hpo-lightning worker) read the new size
+                self.record = self.storage.raise_n_trials(existing.id, cfg.n_trials)
             return
         if cfg.seed is None:
             self.config = cfg = cfg.with_seed(new_seed())

@@ -134,6 +134,14 @@ class StorageContract:
         assert store.get_sweep("alpha").status == "done"
         assert store.get_sweep("beta").status == "running"
 
+    def test_raise_n_trials_only_raises(self, store: Storage) -> None:
+        a = store.create_sweep("alpha", {**DEFINITION, "n_trials": 10}, mode="min")
+        raised = store.raise_n_trials(a.id, 25)
+        assert raised.definition == {**DEFINITION, "n_trials": 25}
+        assert store.get_sweep("alpha") == raised
+        assert store.raise_n_trials(a.id, 12) == raised  # smaller: nothing changes
+        assert store.get_sweep("alpha").definition["n_trials"] == 25
+
     def test_missing_sweep_names_the_known_ones(self, store: Storage) -> None:
         with pytest.raises(SweepNotFoundError, match="none yet"):
             store.get_sweep("anything")
