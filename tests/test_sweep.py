@@ -47,6 +47,14 @@ def test_rerun_resumes_and_extends(tmp_path: Path) -> None:
     assert hl.Sweep.join(str(tmp_path / "s.db"), "s").config.n_trials == 8
 
 
+def test_a_joining_worker_uses_the_sweeps_heartbeat_settings(tmp_path: Path) -> None:
+    _sweep(tmp_path, n_trials=1, heartbeat_s=20.0, lost_after_s=300.0).run(progress="quiet")
+    joined = hl.Sweep.join(str(tmp_path / "s.db"), "s").config
+    assert (joined.heartbeat_s, joined.lost_after_s) == (20.0, 300.0)
+    # they are how the sweep runs, not what it searches: a rerun may change them
+    _sweep(tmp_path, n_trials=2, lost_after_s=120.0).run(progress="quiet")
+
+
 def test_same_seed_same_sequence(tmp_path: Path) -> None:
     params = []
     for sub in ("a", "b"):

@@ -103,6 +103,10 @@ class SweepConfig:
             "scheduler": dict(self.scheduler) if self.scheduler else None,
             "n_trials": self.n_trials,
             "base_dir": self.base_dir,
+            # not compared (not in _DEFINITION_KEYS), but read by joining workers: a worker on
+            # another host must not call a trial lost sooner than the sweep's own setting
+            "heartbeat_s": self.heartbeat_s,
+            "lost_after_s": self.lost_after_s,
         }
 
     def storage_location(self) -> str:

@@ -112,6 +112,8 @@ class Sweep:
             scheduler=d.get("scheduler"),
             base_dir=d.get("base_dir", "."),
             mlflow=d.get("mlflow"),
+            heartbeat_s=float(d.get("heartbeat_s", SweepConfig.heartbeat_s)),
+            lost_after_s=float(d.get("lost_after_s", SweepConfig.lost_after_s)),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(replace(cfg, **overrides) if overrides else cfg)
