@@ -182,6 +182,25 @@ def test_a_failing_scheduler_never_raises_through_fit(caplog: pytest.LogCaptureF
     assert tuner.observations[0].state is TrialState.COMPLETE
 
 
+def test_a_scheduler_planned_for_other_max_epochs_is_named_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler = ASHAScheduler(**{**ASHA, "max_epochs": 3 * MAX_EPOCHS})
+    with caplog.at_level(logging.WARNING, logger="hpo_lightning"):
+        for _ in range(2):  # a sweep: one callback per trial around the same scheduler
+            tuner = GridSearchTuner({"quality": [0.5, 0.9]})
+            run_sweep(HPOCallback(tuner, monitor="val_loss", scheduler=scheduler), tuner)
+    expected = f"plans for max_epochs={3 * MAX_EPOCHS} but the Trainer stops at max_epochs="
+    assert caplog.text.count(expected) == 1  # once per scheduler, not once per fit
+    assert f"give the scheduler max_epochs={MAX_EPOCHS}" in caplog.text
+    caplog.clear()
+    tuner = GridSearchTuner({"quality": [0.5]})
+    cb = HPOCallback(tuner, monitor="val_loss", scheduler=ASHAScheduler(**ASHA))
+    with caplog.at_level(logging.WARNING, logger="hpo_lightning"):
+        run_sweep(cb, tuner)
+    assert "plans for max_epochs" not in caplog.text  # equal budgets: silent
+
+
 def test_bad_scheduler_arguments_fail_before_training() -> None:
     with pytest.raises(UnknownNameError, match="known schedulers"):
         HPOCallback(None, monitor="val_loss", scheduler="ashaa")

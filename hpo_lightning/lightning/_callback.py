@@ -34,6 +34,8 @@ from hpo_lightning.lightning._compat import broadcast, callback_bases
 from hpo_lightning.schedulers import Decision, LearningCurve, Scheduler, make_scheduler
 
 log = logging.getLogger("hpo_lightning")
+# (id(scheduler), its max_epochs, the Trainer's) already warned about, see _check_scheduler_budget
+_BUDGET_WARNED: set[tuple[int, int, int]] = set()
 
 
 def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -154,6 +156,34 @@ class _HPOCallbackImpl:
     # --- hooks -------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._reset(self._resolve_trial(trainer.is_global_zero))
+        self._check_scheduler_budget(trainer)
+
+    def _check_scheduler_budget(self, trainer: Any) -> None:
+        """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
+        another ``max_epochs`` than the Trainer's: its rungs (and Hyperband's brackets) are
+        laid out for a budget that no trial trains to. (A sweep makes one callback per trial
+        around one scheduler, hence the process-wide record.)"""
+        planned = getattr(self.scheduler, "max_epochs", None)
+        actual = getattr(trainer, "max_epochs", None)
+        if (
+            not trainer.is_global_zero
+            or not isinstance(planned, int)
+            or not isinstance(actual, int)
+            or actual < 1  # -1: no epoch limit
+            or planned == actual
+            or (id(self.scheduler), planned, actual) in _BUDGET_WARNED
+        ):
+            return
+        _BUDGET_WARNED.add((id(self.scheduler), planned, actual))
+        name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
+        log.warning(
+            "the %s scheduler plans for max_epochs=%d but the Trainer stops at max_epochs=%d: "
+            "give the scheduler max_epochs=%d so that its rungs fit the training",
+            name,
+            planned,
+            actual,
+            actual,
+        )
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or self.trial is None:
