@@ -349,20 +349,46 @@ class SQLStorage(Storage):
         return out
 
     def get_curves(self, sweep_id: int, metric: str) -> dict[int, dict[int, float]]:
-        def body(cur: Any) -> list[Any]:
-            cur.execute(
-                "SELECT t.number, m.epoch, m.value FROM hpo_metrics m "
-                "JOIN hpo_trials t ON t.id = m.trial_id "
-                "WHERE t.sweep_id = ? AND m.name = ? ORDER BY t.number, m.epoch",
-                (sweep_id, metric),
-            )
-            return list(cur.fetchall())
+        # A scheduler asks at every epoch. Curves of finished trials never change, so they are
+        # cached per process (a finished trial without the metric as an empty curve): each
+        # call reads the sweep's trial states (a row per trial) and the metric rows of running
+        # and newly finished trials only. The returned curves are shared: do not modify them.
+        caches: dict[tuple[int, str], dict[int, dict[int, float]]] | None = self.__dict__.get(
+            "_curve_cache"
+        )
+        if caches is None:
+            caches = self.__dict__["_curve_cache"] = {}
+        done = caches.setdefault((sweep_id, metric), {})
 
-        out: dict[int, dict[int, float]] = {}
-        for number, epoch, value in self._query(body):
+        def body(cur: Any) -> tuple[dict[int, bool], list[Any]]:
+            cur.execute("SELECT number, state FROM hpo_trials WHERE sweep_id = ?", (sweep_id,))
+            finished = {int(n): state != TrialState.RUNNING.value for n, state in cur.fetchall()}
+            wanted = [n for n, fin in finished.items() if not (fin and n in done)]
+            rows: list[Any] = []
+            for i in range(0, len(wanted), 500):  # bounded parameter lists
+                chunk = wanted[i : i + 500]
+                cur.execute(
+                    "SELECT t.number, m.epoch, m.value FROM hpo_metrics m "
+                    "JOIN hpo_trials t ON t.id = m.trial_id WHERE t.sweep_id = ? AND m.name = ? "
+                    f"AND t.number IN ({', '.join('?' * len(chunk))}) ORDER BY t.number, m.epoch",
+                    (sweep_id, metric, *chunk),
+                )
+                rows.extend(cur.fetchall())
+            return finished, rows
+
+        finished, rows = self._query(body)
+        fresh: dict[int, dict[int, float]] = {}
+        for number, epoch, value in rows:
             value = math.nan if value is None else float(value)
-            out.setdefault(int(number), {})[int(epoch)] = value
-        return out
+            fresh.setdefault(int(number), {})[int(epoch)] = value
+        for number, fin in finished.items():
+            if fin and number not in done:
+                done[number] = fresh.get(number, {})
+        return {
+            n: curve
+            for n in sorted(finished)
+            if (curve := done[n] if finished[n] else fresh.get(n, {}))
+        }
 
     def fail_stale_trials(
         self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]

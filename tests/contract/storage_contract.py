@@ -257,6 +257,28 @@ class StorageContract:
         assert stored.epochs == 2  # an old epoch re-logged does not shrink the count
         assert stored.heartbeat_at is not None and stored.heartbeat_at > t.created_at
 
+    def test_curves_follow_running_trials_and_keep_finished_ones(self, store: Storage) -> None:
+        sweep = store.create_sweep("s", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            a, b, quiet = c.add_trial({"x": 0}), c.add_trial({"x": 1}), c.add_trial({"x": 2})
+        store.log_metrics(a.id, 0, {"val_loss": 1.0})
+        store.log_metrics(b.id, 0, {"val_loss": 2.0, "acc": 0.1})
+        store.finish_trial(a.id, TrialState.PRUNED, 1.0, epochs=1)
+        store.finish_trial(quiet.id, TrialState.FAILED, None, message="never logged")
+        for _ in range(2):  # the second call answers finished trials from what it has read
+            assert store.get_curves(sweep.id, "val_loss") == {0: {0: 1.0}, 1: {0: 2.0}}
+        store.log_metrics(b.id, 1, {"val_loss": math.nan})
+        store.log_metrics(b.id, 2, {"val_loss": 1.5})
+        with store.claim(sweep.id) as c:
+            late = c.add_trial({"x": 3})
+        store.log_metrics(late.id, 0, {"val_loss": 3.0})
+        store.finish_trial(late.id, TrialState.COMPLETE, 3.0, epochs=1)
+        got = store.get_curves(sweep.id, "val_loss")
+        assert list(got) == [0, 1, 3] and got[0] == {0: 1.0} and got[3] == {0: 3.0}
+        assert list(got[1]) == [0, 1, 2] and math.isnan(got[1][1]) and got[1][2] == 1.5
+        assert store.get_curves(sweep.id, "acc") == {1: {0: 0.1}}
+        assert store.get_curves(sweep.id, "missing") == {}
+
     def test_heartbeat_touches_only_running_trials(self, store: Storage) -> None:
         sweep = store.create_sweep("s", DEFINITION, mode="min")
         with store.claim(sweep.id) as c:
