@@ -135,6 +135,15 @@ def test_float_round_trip(case: tuple[Float, float]) -> None:
     assert back == pytest.approx(value, rel=1e-9, abs=1e-9 * (dom.high - dom.low))
 
 
+@pytest.mark.parametrize(
+    "dom", [Float(1e-6, 1e-2, log=True), Float(0.1, 0.7), Float(3e-5, 0.3, log=True)]
+)
+def test_the_cube_corners_decode_to_the_exact_bounds(dom: Float) -> None:
+    # exp(log(1e-6)) is 1.0000000000000004e-06: a user would see that in the best params
+    assert (dom.from_unit(0.0), dom.from_unit(1.0)) == (dom.low, dom.high)
+    assert (dom.from_unit(-0.5), dom.from_unit(1.5)) == (dom.low, dom.high)
+
+
 @st.composite
 def ints_and_values(draw: st.DrawFn) -> tuple[Int, int]:
     log = draw(st.booleans())

@@ -87,6 +87,8 @@ class Float(Domain):
 
     def from_unit(self, u: float) -> float:
         u = _clip01(u)
+        if u in (0.0, 1.0):  # the bounds exactly (exp(log(1e-6)) is 1.0000000000000004e-06)
+            return self.low if u == 0.0 else self.high
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
             v = math.exp(lo + u * (hi - lo))
