@@ -90,7 +90,8 @@ def _matern(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _matern_k(r2: np.ndarray) -> np.ndarray:
-    """Matern-5/2 at squared distance r2 (unit scale), without the gradient factor."""
+    """Matern-5/2 at squared distance r2 (unit scale), without the gradient factor: the
+    formula of :func:`_matern` with one (m, n) array fewer, for scoring 2208 candidates."""
     t = np.sqrt(np.maximum(r2, 0.0))
     t *= _SQRT5
     k = r2 * (5.0 / 3.0)
