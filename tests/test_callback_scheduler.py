@@ -23,7 +23,12 @@ import torch
 
 from hpo_lightning import ExperimentTracker, HPOCallback, TrialState
 from hpo_lightning.exceptions import InvalidStorageError, UnknownNameError, UserInputError
-from hpo_lightning.schedulers import ASHAScheduler, Decision, MedianStoppingScheduler
+from hpo_lightning.schedulers import (
+    ASHAScheduler,
+    Decision,
+    LearningCurve,
+    MedianStoppingScheduler,
+)
 from hpo_lightning.storage import Storage
 from hpo_lightning.tuners import GridSearchTuner
 
@@ -142,6 +147,31 @@ def test_pruned_trials_are_stored_with_epochs_and_last_value(db_path: Path) -> N
     curves = tracker.storage.get_curves(tracker.storage.get_sweep("s").id, "val_loss")
     assert {n: len(c) for n, c in curves.items()} == dict(enumerate(ASHA_EPOCHS))
     tracker.close()
+
+
+@pytest.mark.parametrize("with_store", [True, False], ids=["store", "memory"])
+def test_each_finished_curve_is_built_once_for_the_scheduler(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, with_store: bool
+) -> None:
+    tuner = GridSearchTuner({"quality": QUALITIES})
+    tracker = ExperimentTracker(db_path, sweep="s") if with_store else None
+    cb = HPOCallback(
+        tuner, monitor="val_loss", mode="min", tracker=tracker, scheduler=ASHAScheduler(**ASHA)
+    )
+    built: list[int] = []
+    original = LearningCurve.of
+
+    def counting(trial: int, values: Any) -> LearningCurve:
+        if values is not cb._curve:  # another trial's curve, not the running one's
+            built.append(trial)
+        return original(trial, values)
+
+    monkeypatch.setattr(LearningCurve, "of", counting)
+    assert run_sweep(cb, tuner) == ASHA_EPOCHS  # the same decisions
+    # trials 0-3 are the others of later trials at 1 + 8 + 2 + 4 epochs; each is built once
+    assert sorted(built) == [0, 1, 2, 3]
+    if tracker is not None:
+        tracker.close()
 
 
 @pytest.mark.slow
