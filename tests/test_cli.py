@@ -234,7 +234,16 @@ def test_ctrl_c_marks_running_trial_and_says_how_to_resume(tmp_path: Path) -> No
     )
     env = _env(tmp_path)
     cmd = [sys.executable, "-m", "hpo_lightning", "sweep", str(f), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job (``.ci/run &``) inherits SIGINT ignored, and Python then
+        # keeps ignoring it: give the sweep the default disposition, as in a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     markers = tmp_path / "markers"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(markers.iterdir())) < 3:
