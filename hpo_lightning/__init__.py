@@ -33,7 +33,7 @@ from hpo_lightning.schedulers import (
     make_scheduler,
     scheduler_names,
 )
-from hpo_lightning.space import Categorical, Float, Int, SearchSpace
+from hpo_lightning.space import Categorical, Conditional, Float, Int, SearchSpace
 from hpo_lightning.storage import Storage, open_storage
 from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
 from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
@@ -64,6 +64,7 @@ __all__ = [
     "AutoTuner",
     "CMAESTuner",
     "Categorical",
+    "Conditional",
     "EpochEnd",
     "EpochStart",
     "ExperimentRecord",

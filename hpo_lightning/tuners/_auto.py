@@ -11,6 +11,9 @@ cost of each method:
   improving where model-based search stalls, at constant cost per suggestion.
 * **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
   suggestion is constant in the number of trials and it handles any mix of domains.
+* **TPE** for conditional spaces (choices with sub-spaces, ``when``): it models each branch's
+  parameters on the trials that ran that branch, where the GP and CMA-ES only impute or ignore
+  inactive coordinates (see ``benchmarks/bench_conditional.py``).
 
 On the benchmark's 14 problems (10 seeds, budgets 30 and 60) the GP had the best median of
 our tuners on 12 (TPE on Styblinski-Tang-5 and Ackley-2) and the best mean rank of all 8
@@ -53,6 +56,8 @@ _BUILDERS: dict[str, type[HyperparameterTuner]] = {
 def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
     """The tuner name ``auto`` uses for this space and budget, and the reason in words."""
     n_cat = sum(1 for d in space.values() if d.is_categorical)
+    if space.is_conditional:
+        return "tpe", "a conditional space (TPE models each branch on the trials that ran it)"
     if max_trials is not None and max_trials <= GP_MAX_TRIALS:
         if space.dim > GP_MAX_DIM:
             return "tpe", f"{space.dim} parameters (> {GP_MAX_DIM}) are too many for the GP"
