@@ -83,3 +83,14 @@ def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) ->
 def wrong_monitor(params: dict[str, Any], callback: Any) -> None:
     """Fits with the callback but logs a different key than the sweep monitors."""
     lightning_fit(params, callback, max_epochs=1)
+
+
+def conditional(params: dict[str, Any], callback: Any) -> float:
+    """A conditional objective: each optimizer branch reads only its own parameters."""
+    if params["optimizer"] == "sgd":
+        if "beta1" in params:
+            raise KeyError("beta1 reached an sgd trial")
+        return (params["momentum"] - 0.9) ** 2
+    if "momentum" in params:
+        raise KeyError("momentum reached an adam trial")
+    return (params["beta1"] - 0.95) ** 2 + 0.01
