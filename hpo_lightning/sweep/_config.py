@@ -175,9 +175,43 @@ def _check_scheduler(section: Mapping[str, Any]) -> None:
         raise ConfigError(f"`scheduler`: {exc}") from None
 
 
-# every SweepConfig field is a file key, except the two the loader fills in itself
-_FILE_KEYS = {f.name for f in fields(SweepConfig)} - {"base_dir", "tuner_options"}
+# every SweepConfig field is a file key, except the two the loader fills in itself; `cli`
+# (a LightningCLI project) is turned into `objective` and `objective_args` by the loader
+_FILE_KEYS = ({f.name for f in fields(SweepConfig)} - {"base_dir", "tuner_options"}) | {"cli"}
 _REQUIRED = ("name", "objective", "space", "monitor")
+
+
+def _cli_keys(data: Mapping[str, Any], base_dir: str, source: str) -> dict[str, Any]:
+    """A ``cli:`` sweep's keys: the CLI objective and its args, the monitor and mode of the
+    config's checkpoint/early-stopping callback unless given; the space checked against the
+    CLI's parser (see ``hpo_lightning.lightning._cli``)."""
+    for key in ("objective", "objective_args"):
+        if key in data:
+            raise ConfigError(
+                f"{source}: `{key}` cannot be combined with `cli` (the CLI is the objective; "
+                "put extra command-line arguments in `cli.args`)"
+            )
+    if "space" not in data:
+        raise ConfigError(f"{source}: missing required key 'space'")
+    from hpo_lightning.lightning._cli import cli_objective
+
+    try:
+        options = cli_objective(
+            data["cli"], SearchSpace.from_dict(data["space"]), base_dir=base_dir
+        )
+    except UserInputError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    out = {**data, **options}
+    out.pop("cli")
+    for key in ("monitor", "mode"):
+        if key in data:
+            out[key] = data[key]
+    if "monitor" not in out:
+        raise ConfigError(
+            f"{source}: missing required key 'monitor' (the CLI's config has no ModelCheckpoint "
+            "or EarlyStopping that monitors a metric)"
+        )
+    return out
 
 
 def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep file") -> SweepConfig:
@@ -190,6 +224,8 @@ def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep fil
         if key not in _FILE_KEYS:
             hint = did_you_mean(key, sorted(_FILE_KEYS))
             raise ConfigError(f"{source}: unknown key {key!r}{hint}")
+    if "cli" in data:
+        data = _cli_keys(data, base_dir, source)
     for key in _REQUIRED:
         if key not in data:
             raise ConfigError(f"{source}: missing required key '{key}'")

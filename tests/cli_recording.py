@@ -1,0 +1,23 @@
+"""A subclass of the example CLI project's model that records, from inside the fit, what it
+received (named by ``class_path`` in a test's extra config; the example stays unchanged)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from digits_cli import DigitsClassifier
+
+
+class RecordingClassifier(DigitsClassifier):
+    def on_fit_start(self) -> None:
+        injected = [cb for cb in self.trainer.callbacks if type(cb).__name__ == "HPOCallback"]
+        record: dict[str, Any] = {
+            "hparams": dict(self.hparams),
+            "batch_size": self.trainer.datamodule.batch_size,
+            "callbacks": [type(cb).__name__ for cb in self.trainer.callbacks],
+            "trial_params": dict(injected[0].trial.params) if injected else None,
+        }
+        with open(os.environ["HPO_CLI_RECORD"], "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
