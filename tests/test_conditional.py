@@ -157,8 +157,15 @@ def test_grid_enumerates_branches() -> None:
     assert sorted(map(repr, got)) == sorted(map(repr, grid))
 
 
-def test_auto_picks_tpe_for_conditional_spaces() -> None:
-    assert choose_tuner(CONDITIONAL_SPACE, 30)[0] == "tpe"
+def test_auto_on_conditional_spaces_gp_when_small_tpe_otherwise_never_cmaes() -> None:
+    assert choose_tuner(CONDITIONAL_SPACE, 30)[0] == "gp"
+    assert choose_tuner(CONDITIONAL_SPACE, 1000) == (
+        "tpe",
+        "a large budget (1000 trials) on a conditional space",
+    )
+    assert choose_tuner(CONDITIONAL_SPACE, None)[0] == "tpe"
+    ints = SearchSpace({"n": Int(1, 3), "w": Conditional(Float(0, 1), when={"n": [2, 3]})})
+    assert choose_tuner(ints, 1000)[0] == "tpe"  # no categorical, but conditional: not CMA-ES
 
 
 # --- property tests: every tuner suggests only valid points -------------------------------------
@@ -285,3 +292,59 @@ def test_a_conditional_sweep_stores_only_active_params_and_exports_them_empty(
         assert row[empty] == ""
     # a rerun of the same file finds the same stored (flat) definition and adds nothing
     assert main(["sweep", str(tmp_path / "cond.yaml"), "--quiet"]) == 0
+
+
+# --- TPE's tree-wide Parzen estimator -------------------------------------------------------------
+def test_the_tree_parzen_estimator_is_a_density_on_the_tree() -> None:
+    from hpo_lightning.tuners._parzen_tree import TreeParzenEstimator
+
+    space = CONDITIONAL_SPACE
+    rng = np.random.default_rng(0)
+    centres = np.array([space.encode(space.decode(rng.random(space.dim))) for _ in range(7)])
+    doms = [space[n] for n in space.names]
+    n_cats = np.array([d.n_values if d.is_categorical else 0 for d in doms])
+    min_bw = np.full(space.dim, 0.005)
+    est = TreeParzenEstimator(centres, n_cats, min_bw, space.active_mask)
+    # E over the uniform tree prior of l(x) / prior(x) is 1 when l is a density on the tree
+    # (uniform in the cube, inactive coordinates NaN: the prior that decode maps to the tree)
+    u = rng.random((40000, space.dim))
+    x_on = space.active_mask(u)
+    x = np.where(x_on, u, np.nan)
+    log_prior = -(x_on[:, n_cats > 0] * np.log(n_cats[n_cats > 0])).sum(axis=1)
+    ratio = np.exp(est.log_pdf(x) - log_prior)
+    assert ratio.mean() == pytest.approx(1.0, abs=0.05)
+    # samples are points of the tree: NaN exactly where their branch makes a parameter inactive
+    s = est.sample(rng, 500)
+    assert (np.isnan(s) == ~space.active_mask(np.nan_to_num(s, nan=0.5))).all()
+    assert np.isfinite(est.log_pdf(s)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tpe_learns_each_branch_of_a_tree_function(seed: int) -> None:
+    """Jenatton et al. 2017's tree function: whichever leaf TPE settles on, it finds that leaf's
+    optimum (0.1, 0.2, 0.3 or 0.4) -- the leaf's parameters learn from that leaf's trials."""
+    x = Float(-1.0, 1.0)
+    space = SearchSpace(
+        {
+            "x1": Categorical(
+                {
+                    0: {"x2": Categorical({0: {"x4": x}, 1: {"x5": x}}), "r8": Float(0.0, 1.0)},
+                    1: {"x3": Categorical({0: {"x6": x}, 1: {"x7": x}}), "r9": Float(0.0, 1.0)},
+                }
+            )
+        }
+    )
+
+    def f(p: dict[str, Any]) -> float:
+        if p["x1"] == 0:
+            return (p["x4"] ** 2 + 0.1 if p["x2"] == 0 else p["x5"] ** 2 + 0.2) + p["r8"]
+        return (p["x6"] ** 2 + 0.3 if p["x3"] == 0 else p["x7"] ** 2 + 0.4) + p["r9"]
+
+    tuner = make_tuner("tpe", space, seed=seed, max_trials=60)
+    while (params := tuner.suggest()) is not None:
+        tuner.report_result(params, f(params))
+    best = tuner.best
+    assert best is not None
+    p = best.params
+    leaf = 0.1 + (0.2 * p["x1"]) + 0.1 * (p["x2"] if p["x1"] == 0 else p["x3"])
+    assert best.value - leaf < 0.03, (best.value, p)

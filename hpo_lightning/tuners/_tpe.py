@@ -19,15 +19,11 @@ Choices that matter for users:
   ones first, then by the value they reached -- a trial stopped at a low rung counts by what it
   reached there, so the estimator learns from cheap partial results without trusting them more
   than finished ones.
-* **Conditional spaces** are decomposed into groups of parameters that share one condition (the
-  unconditional ones; each branch's sub-space), the tree structure of Bergstra et al. 2011
-  (Sec. 4: a node's density is fitted on the observations in which the node is active) with
-  the multivariate groups of Watanabe 2023 ("Tree-Structured Parzen Estimator: Understanding
-  Its Algorithm Components and Their Roles for Better Empirical Performance", Sec. 2.4, the
-  ``group`` option of Optuna's sampler). The good/bad split is made once over all trials; each
-  group's l and g are multivariate estimators on the good and bad trials in which the group is
-  active, and the groups are sampled parents first, so a branch's parameters are drawn only
-  when its choice was drawn and learn only from trials that ran that branch.
+* **Conditional spaces** (choices with sub-spaces, ``when``): l and g are multivariate Parzen
+  estimators over the whole tree (``_parzen_tree``): each observation's kernel covers the
+  parameters it ran, a branch's parameters are modelled jointly with the choices that activate
+  them and learn only from the trials that ran that branch (Bergstra et al. 2011, Sec. 4,
+  made multivariate). Unconditional spaces take the plain path above, unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +39,7 @@ from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
 from hpo_lightning.tuners._parzen import ParzenEstimator
+from hpo_lightning.tuners._parzen_tree import TreeParzenEstimator
 from hpo_lightning.tuners._simple import SobolTuner
 
 _MAX_BAD = 300
@@ -103,7 +100,7 @@ class TPETuner(HyperparameterTuner):
             [0.5 / d.n_values if (d.n_values and not d.is_categorical) else 0.005 for d in doms]
         )
         self._startup = SobolTuner(self.space, seed=self.seed)
-        self._groups = _condition_groups(self.space) if self.space.is_conditional else []
+        self._conditional = self.space.is_conditional
         # observations as growing arrays (amortised doubling) so a suggestion is vector work
         self._X = np.empty((16, self.space.dim))
         self._rank0 = np.empty(16)  # 0 complete, 1 pruned, 2 failed
@@ -144,40 +141,20 @@ class TPETuner(HyperparameterTuner):
         pending = self.pending
         if pending:
             bad = np.concatenate([bad, np.array([self.space.encode(p) for p in pending])])
-        if self._groups:
-            return self.space.decode(self._sample_groups(good, bad, rng))
+        if self._conditional:
+            return self.space.decode(self._sample_tree(good, bad, rng))
         l_est = ParzenEstimator(good, self._n_cats, self._min_bw, prior_weight=self.prior_weight)
         g_est = ParzenEstimator(bad, self._n_cats, self._min_bw, prior_weight=self.prior_weight)
         cand = l_est.sample(rng, self.n_ei_candidates)
         score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
         return self.space.decode(cand[int(np.argmax(score))])
 
-    def _sample_groups(self, good: np.ndarray, bad: np.ndarray, rng: np.random.Generator) -> Any:
-        """One point of a conditional space, group by group, parents first (see the module
-        docstring); the coordinates of inactive groups stay NaN."""
-        u = np.full(self.space.dim, np.nan)
-        for cols in self._groups:
-            if not self.space.active_mask(u[None, :])[0, cols[0]]:
-                continue
-            sub_good = good[:, cols]
-            sub_good = sub_good[~np.isnan(sub_good[:, 0])]
-            sub_bad = bad[:, cols]
-            sub_bad = sub_bad[~np.isnan(sub_bad[:, 0])]
-            n_cats, min_bw = self._n_cats[cols], self._min_bw[cols]
-            l_est = ParzenEstimator(sub_good, n_cats, min_bw, prior_weight=self.prior_weight)
-            g_est = ParzenEstimator(sub_bad, n_cats, min_bw, prior_weight=self.prior_weight)
-            cand = l_est.sample(rng, self.n_ei_candidates)
-            score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
-            u[cols] = cand[int(np.argmax(score))]
-        return u
-
-
-def _condition_groups(space: SearchSpace) -> list[np.ndarray]:
-    """Column indices of the parameters that share one condition, in the order of the space
-    (a parent's group comes before its children's)."""
-    conditions = space.conditions
-    groups: dict[Any, list[int]] = {}
-    for j, name in enumerate(space.names):
-        cond = conditions.get(name)
-        groups.setdefault(cond, []).append(j)
-    return [np.array(cols) for cols in groups.values()]
+    def _sample_tree(self, good: np.ndarray, bad: np.ndarray, rng: np.random.Generator) -> Any:
+        """The best of the candidates drawn from l by l(x)/g(x), on a conditional space."""
+        mask = self.space.active_mask
+        opts = {"prior_weight": self.prior_weight}
+        l_est = TreeParzenEstimator(good, self._n_cats, self._min_bw, mask, **opts)
+        g_est = TreeParzenEstimator(bad, self._n_cats, self._min_bw, mask, **opts)
+        cand = l_est.sample(rng, self.n_ei_candidates)
+        score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
+        return cand[int(np.argmax(score))]
