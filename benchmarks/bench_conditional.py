@@ -241,9 +241,8 @@ def summarize(rows: list[dict[str, Any]], methods: list[str]) -> bool:
     for m in sorted(methods, key=lambda m: np.mean(ranks[m])):
         print(f"{m:<14}{np.mean(ranks[m]):>10.2f}   {np.median(ms[m]):>10.2f}")
     ahead = np.mean(ranks["tpe"]) < np.mean(ranks["optuna_tpe"])
-    print(
-        f"\ngoal: our tpe ahead of Optuna's TPE (group=True) in mean rank: {'MET' if ahead else 'NOT MET'}"
-    )
+    verdict = "MET" if ahead else "NOT MET"
+    print(f"\ngoal: our tpe ahead of Optuna's TPE (group=True) in mean rank: {verdict}")
     return bool(ahead)
 
 
