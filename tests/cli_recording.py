@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from digits_cli import DigitsClassifier
@@ -18,6 +19,7 @@ class RecordingClassifier(DigitsClassifier):
             "batch_size": self.trainer.datamodule.batch_size,
             "callbacks": [type(cb).__name__ for cb in self.trainer.callbacks],
             "trial_params": dict(injected[0].trial.params) if injected else None,
+            "argv": list(sys.argv),
         }
         with open(os.environ["HPO_CLI_RECORD"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 
 from hpo_lightning.cli import main
 from hpo_lightning.exceptions import ConfigError
-from hpo_lightning.lightning._cli import CLISpec, cli_value
+from hpo_lightning.lightning._cli_spec import CLISpec, cli_value
 from hpo_lightning.storage import open_storage
 from hpo_lightning.sweep._config import config_from_dict
 
@@ -71,6 +72,7 @@ def test_the_example_cli_project_is_swept_from_its_yaml(
         # the callback was injected into the CLI's Trainer, bound to this trial
         assert "HPOCallback" in got["callbacks"] and "EarlyStopping" in got["callbacks"]
         assert got["trial_params"] == trial.params
+        assert got["argv"] == sys.argv  # the process's command line is left alone
         # every override reached the model (and the datamodule); inactive ones stayed default
         for key, value in trial.params.items():
             if key.startswith(PREFIX):
@@ -96,6 +98,19 @@ def test_a_bad_dotted_key_exits_2_before_any_trial(
     assert main(["sweep", str(path), "--quiet"]) == 2
     assert "'rmsprop' is refused by the CLI" in capsys.readouterr().err
     assert not (tmp_path / "hpo_lightning.db").exists()
+
+
+@pytest.mark.slow
+def test_monitor_and_mode_default_to_the_callbacks_unless_given(tmp_path: Path) -> None:
+    data = yaml.safe_load(example_sweep(tmp_path).read_text())
+    cfg = config_from_dict(data, base_dir=str(tmp_path))
+    assert (cfg.monitor, cfg.mode) == ("val_acc", "max")  # the config's EarlyStopping
+    assert cfg.objective == "hpo_lightning.lightning:fit_cli"
+    assert cfg.objective_args["cli"]["subcommands"] is True
+    cfg = config_from_dict({**data, "monitor": "val_loss"}, base_dir=str(tmp_path))
+    assert (cfg.monitor, cfg.mode) == ("val_loss", "min")  # not the callback's mode
+    cfg = config_from_dict({**data, "monitor": "val_loss", "mode": "max"}, base_dir=str(tmp_path))
+    assert (cfg.monitor, cfg.mode) == ("val_loss", "max")
 
 
 PL_BASE = """\
@@ -134,6 +149,23 @@ def test_a_pytorch_lightning_cli_class_is_swept(tmp_path: Path) -> None:
     assert [t.state.value for t in trials] == ["complete", "complete"]
     assert all(math.isfinite(t.value) for t in trials)
     assert len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 2  # the config's own callback ran
+
+
+@pytest.mark.slow
+def test_the_python_api_sweeps_a_cli_class(tmp_path: Path) -> None:
+    import hpo_lightning as hl
+    from hpo_lightning.lightning import cli_objective
+
+    (tmp_path / "base.yaml").write_text(PL_BASE.format(ckpt=tmp_path / "ckpt"))
+    space = {"model.init_args.lr": hl.Float(1e-3, 1e-1, log=True)}
+    options = cli_objective(
+        {"class": "cli_project_pl:WineCLI", "config": ["base.yaml"]}, space, base_dir=str(tmp_path)
+    )
+    assert (options["monitor"], options["mode"]) == ("val_loss", "min")
+    result = hl.run_sweep(
+        name="wine-py", space=space, n_trials=1, storage=str(tmp_path / "s.db"), **options
+    )
+    assert result.n_complete == 1
 
 
 # --- fast checks of the cli section --------------------------------------------------------------

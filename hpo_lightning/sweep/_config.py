@@ -203,6 +203,8 @@ def _cli_keys(data: Mapping[str, Any], base_dir: str, source: str) -> dict[str, 
         raise ConfigError(f"{source}: {exc}") from None
     out = {**data, **options}
     out.pop("cli")
+    if "monitor" in data and data["monitor"] != options.get("monitor"):
+        out.pop("mode", None)  # the callback's mode belongs to the callback's metric
     for key in ("monitor", "mode"):
         if key in data:
             out[key] = data[key]
