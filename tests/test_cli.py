@@ -258,5 +258,5 @@ def test_ctrl_c_marks_running_trial_and_says_how_to_resume(tmp_path: Path) -> No
     store.close()
     assert TrialState.RUNNING not in [t.state for t in trials]
     interrupted = [t for t in trials if t.state is TrialState.INTERRUPTED]
-    assert len(interrupted) == 1 and "Ctrl-C" in (interrupted[0].message or "")
+    assert len(interrupted) == 1 and "interrupted" in (interrupted[0].message or "")
     assert TrialState.FAILED not in [t.state for t in trials]
