@@ -20,6 +20,7 @@ class RecordingClassifier(DigitsClassifier):
             "callbacks": [type(cb).__name__ for cb in self.trainer.callbacks],
             "trial_params": dict(injected[0].trial.params) if injected else None,
             "argv": list(sys.argv),
+            "rank": self.global_rank,
         }
         with open(os.environ["HPO_CLI_RECORD"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")

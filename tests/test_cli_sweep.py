@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def example_sweep(tmp_path: Path, **changes: object) -> Path:
         "config": [str(EXAMPLE / "base.yaml"), str(record)],
         "args": ["--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path}"],
     }
-    data.update(n_trials=4, tuner={"name": "tpe", "n_startup_trials": 2}, **changes)
+    data.update({"n_trials": 4, "tuner": {"name": "tpe", "n_startup_trials": 2}, **changes})
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -80,6 +82,39 @@ def test_the_example_cli_project_is_swept_from_its_yaml(
         assert got["batch_size"] == trial.params["data.init_args.batch_size"]
         inactive = "momentum" if trial.params[PREFIX + "optimizer"] == "adam" else "beta1"
         assert PREFIX + inactive not in trial.params and got["hparams"][inactive] == 0.9
+
+
+@pytest.mark.slow
+def test_a_ddp_cli_trial_runs_on_both_ranks_with_the_callback(tmp_path: Path) -> None:
+    """Lightning starts rank 1 by re-running the process's command line (the sweep's, left
+    alone by the CLI adapter); rank 1 joins rank 0's trial and its CLI gets the same overrides
+    and its own callback."""
+    path = example_sweep(tmp_path, n_trials=1)
+    data = yaml.safe_load(path.read_text())
+    data["cli"]["args"] += ["--trainer.devices=2", "--trainer.strategy=ddp"]
+    path.write_text(yaml.safe_dump(data))
+    records = tmp_path / "records.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(TESTS), HPO_CLI_RECORD=str(records))
+    env.pop("HPO_LIGHTNING_STORAGE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpo_lightning", "sweep", str(path), "--quiet"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = open_storage(str(tmp_path / "hpo_lightning.db"))
+    trials = store.get_trials(store.get_sweep("digits-cli").id)
+    store.close()
+    assert [t.state.value for t in trials] == ["complete"]
+    seen = [json.loads(line) for line in records.read_text().splitlines()]
+    for t in trials:
+        mine = [r for r in seen if r["trial_params"] == t.params]
+        assert sorted(r["rank"] for r in mine) == [0, 1]
+        assert all("HPOCallback" in r["callbacks"] for r in mine)
+        assert mine[0]["hparams"] == mine[1]["hparams"]
 
 
 @pytest.mark.slow
