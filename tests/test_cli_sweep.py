@@ -83,6 +83,22 @@ def test_the_example_cli_project_is_swept_from_its_yaml(
         inactive = "momentum" if trial.params[PREFIX + "optimizer"] == "adam" else "beta1"
         assert PREFIX + inactive not in trial.params and got["hparams"][inactive] == 0.9
 
+    # a worker started elsewhere joins from the stored definition alone (its space comes back
+    # from JSON with sorted keys) and runs the CLI trial the same way
+    store = open_storage(str(tmp_path / "hpo_lightning.db"))
+    store.raise_n_trials(sweep.id, 5)
+    store.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    db = str(tmp_path / "hpo_lightning.db")
+    assert main(["worker", "--storage", db, "--sweep", "digits-cli", "--quiet"]) == 0
+    store = open_storage(db)
+    trials = store.get_trials(sweep.id)
+    store.close()
+    assert [t.state.value for t in trials] == ["complete"] * 5
+    assert len(records.read_text().splitlines()) == 5
+
 
 @pytest.mark.slow
 def test_a_ddp_cli_trial_runs_on_both_ranks_with_the_callback(tmp_path: Path) -> None:

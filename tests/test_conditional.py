@@ -108,8 +108,11 @@ def test_validate_names_the_wrong_parameter(params: dict[str, Any], match: str) 
     [
         ({"x": {"type": "float", "low": 0, "high": 1, "when": {"k": [1]}}}, "parent 'k' is not a"),
         (
-            {"w": Conditional(Float(0, 1), when={"k": 1}), "k": Int(0, 3)},
-            "parent 'k' must be defined before it",
+            {
+                "a": Conditional(Int(0, 3), when={"b": 1}),
+                "b": Conditional(Int(0, 3), when={"a": 1}),
+            },
+            r"conditions form a cycle \(a -> b\)",
         ),
         ({"k": Float(0, 3), "w": Conditional(Float(0, 1), when={"k": 1})}, "categorical or int"),
         ({"k": Int(0, 3), "w": Conditional(Float(0, 1), when={"k": 7})}, "value 7 is not a value"),
@@ -129,6 +132,20 @@ def test_validate_names_the_wrong_parameter(params: dict[str, Any], match: str) 
 def test_bad_conditions_are_refused_with_the_parameter_named(spec: Any, match: str) -> None:
     with pytest.raises(InvalidSpaceError, match=match):
         SearchSpace(spec)
+
+
+def test_a_stored_space_with_sorted_keys_puts_parents_first_again() -> None:
+    import json
+
+    space = SearchSpace.from_dict(yaml.safe_load(YAML_SPACE))
+    stored = json.loads(json.dumps(space.to_dict(), sort_keys=True))  # beta1 before optimizer
+    again = SearchSpace.from_dict(stored)
+    assert again == space and set(again.names) == set(space.names)
+    names = again.names
+    for child, cond in again.conditions.items():
+        assert names.index(cond.parent) < names.index(child)
+    params = space.decode(np.full(space.dim, 0.3))
+    again.validate(params)
 
 
 def test_a_parameter_shared_by_two_branches_is_one_parameter() -> None:

@@ -1,6 +1,6 @@
 """Conditional parameters: a parameter that exists only when a discrete parent takes some values.
 
-A condition names one parent (a Categorical or Int parameter defined before the child) and the
+A condition names one parent (a Categorical or Int parameter of the same space) and the
 parent values under which the child is *active*. A categorical whose choices carry sub-spaces is
 the same thing written as a tree: each sub-space parameter gets the condition "parent is that
 choice". Conditions nest: a child is active only when its parent is active too. Inactive
@@ -40,7 +40,7 @@ class Conditional:
     Args:
         domain: the parameter's domain.
         when: ``{parent_name: value}`` or ``{parent_name: [values]}``; the parent is a
-            Categorical or Int parameter of the same space, defined before this one.
+            Categorical or Int parameter of the same space (the space orders parents first).
 
     Example:
         >>> from hpo_lightning import SearchSpace, Int, Float
@@ -115,7 +115,8 @@ def flatten_space(
     for name, raw in spec.items():
         add(name, raw, None)
     _check_parents(domains, conditions)
-    return domains, conditions
+    order = _parents_first(domains, conditions)
+    return {n: domains[n] for n in order}, {n: conditions[n] for n in order if n in conditions}
 
 
 def _merge(
@@ -135,18 +136,37 @@ def _merge(
     conditions[name] = Condition(old.parent, old.values + cond.values)
 
 
+def _parents_first(domains: dict[str, Domain], conditions: dict[str, Condition]) -> list[str]:
+    """The names in their given order, except that a parent moves before its children (a
+    stored space is JSON whose keys may come sorted); a cycle of conditions is refused."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+    for start in domains:
+        chain: list[str] = []
+        name: str | None = start
+        while name is not None and state.get(name) != "done":
+            if state.get(name) == "open":
+                raise InvalidSpaceError(
+                    f"parameter '{name}': its conditions form a cycle ({' -> '.join(chain)}); "
+                    "a parameter cannot depend on itself"
+                )
+            state[name] = "open"
+            chain.append(name)
+            cond = conditions.get(name)
+            name = cond.parent if cond is not None else None
+        for n in reversed(chain):
+            state[n] = "done"
+            order.append(n)
+    return order
+
+
 def _check_parents(domains: dict[str, Domain], conditions: dict[str, Condition]) -> None:
-    order = {n: i for i, n in enumerate(domains)}
     for name, cond in conditions.items():
         parent = domains.get(cond.parent)
         if parent is None:
             raise InvalidSpaceError(
                 f"parameter '{name}': its condition's parent '{cond.parent}' is not a parameter "
                 "of the space"
-            )
-        if order[cond.parent] > order[name]:
-            raise InvalidSpaceError(
-                f"parameter '{name}': its parent '{cond.parent}' must be defined before it"
             )
         if not isinstance(parent, (Categorical, Int)):
             raise InvalidSpaceError(
