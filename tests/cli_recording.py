@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from digits_cli import DigitsClassifier
+_EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "cli")
+if _EXAMPLE not in sys.path:  # importable when pytest collects this file for doctests too
+    sys.path.insert(0, _EXAMPLE)
+
+from digits_cli import DigitsClassifier  # noqa: E402
 
 
 class RecordingClassifier(DigitsClassifier):
