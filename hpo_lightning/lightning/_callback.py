@@ -156,8 +156,11 @@ class _HPOCallbackImpl:
                 "model from its params before trainer.fit()"
             )
         params = pending[-1]
-        if self.tracker is not None and is_zero:
-            return self.tracker.start_trial(params, mode=self.mode, tuner=self.tuner.name)
+        start = getattr(self.tracker, "start_trial", None)
+        if callable(start) and is_zero:
+            trial = start(params, mode=self.mode, tuner=self.tuner.name)
+            if trial is not None:
+                return trial  # type: ignore[no-any-return]
         self._local_number += 1
         return Trial(sweep=self.sweep, number=self._local_number - 1, params=dict(params))
 
