@@ -160,7 +160,7 @@ class _HPOCallbackImpl:
         if callable(start) and is_zero:
             trial = start(params, mode=self.mode, tuner=self.tuner.name)
             if trial is not None:
-                return trial  # type: ignore[no-any-return]
+                return trial
         self._local_number += 1
         return Trial(sweep=self.sweep, number=self._local_number - 1, params=dict(params))
 
