@@ -156,7 +156,9 @@ class Sweep:
         """
         joined = joined_trial(self.name)
         if joined is not None:  # another DDP rank of rank 0's trial
-            Worker(self.config, self.storage, self.record).run_joined(joined)
+            token = StopToken()
+            with stop_on_signals(token):  # stop with rank 0, at the epoch it broadcasts
+                Worker(self.config, self.storage, self.record, stop=token).run_joined(joined)
             return self.result(StopReason.JOINED)
         workers = n_workers if n_workers is not None else self.config.n_workers
         display = ProgressDisplay(
@@ -197,9 +199,11 @@ class Sweep:
         if joined is not None:  # another DDP rank: the loop body runs rank 0's trial once
             yield from _joined_handles(self, joined)
             return
-        worker = Worker(self.config, self.storage, self.record)
+        token = StopToken()
+        worker = Worker(self.config, self.storage, self.record, stop=token)
         try:
-            yield from worker.trials()
+            with stop_on_signals(token):
+                yield from worker.trials()
         finally:
             worker.close()
 
