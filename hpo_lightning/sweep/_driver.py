@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from typing import Any
@@ -167,8 +168,8 @@ class Sweep:
         token = StopToken()
         launcher = make_launcher(self.config.launcher)
         local = isinstance(launcher, LocalLauncher)
-        if local and workers == "auto":
-            log.info(describe_auto_workers(self.config))
+        if local and workers == "auto" and display.style != "quiet":
+            print(f"[{self.name}] {describe_auto_workers(self.config)}", file=sys.stderr)
         with display, stop_on_signals(token):
             if local and not isolate and _n(launcher, self.config, workers) == 1:
                 reason = self._run_here(display, token, max_trials)
