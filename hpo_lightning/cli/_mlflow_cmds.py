@@ -50,9 +50,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out must be a folder, but {out} is a file")
     store, name = _open(args)
     with store:
-        paths = save_plots(store, name, out)
-        sweep = store.get_sweep(name)
-        paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+        try:
+            paths = save_plots(store, name, out)
+            sweep = store.get_sweep(name)
+            paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+        except OSError as exc:  # a folder that cannot be created or written
+            raise UserInputError(
+                f"cannot write the plots to --out {out}: {exc.strerror or exc}; give a folder "
+                "you can write to"
+            ) from None
     for path in paths:
         print(path)
     return 0

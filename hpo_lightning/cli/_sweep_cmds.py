@@ -6,10 +6,13 @@ import argparse
 import csv
 import datetime as dt
 import json
+import math
 import os
 import sys
 from typing import Any
 
+from hpo_lightning._secrets import redact, redact_tree
+from hpo_lightning.cli._output import open_output
 from hpo_lightning.exceptions import ConfigError
 from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
@@ -23,7 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--n-workers", type=_positive, help="local worker processes (file: n_workers)")
     p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
     p.add_argument("--storage", help="store path or URL (file: storage)")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--timeout", type=_seconds, help="seconds after which no new trial starts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_sweep)
 
@@ -38,6 +41,7 @@ def register(sub: Any) -> None:
         if name == "export":
             p.add_argument("--format", choices=("csv", "json"), default="csv")
             p.add_argument("--output", "-o", help="file to write (default: stdout)")
+            p.add_argument("--force", action="store_true", help="replace an existing --output")
         p.set_defaults(func=func)
     p = sub.add_parser("list", help="the sweeps in a store")
     _storage_arg(p)
@@ -51,6 +55,19 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive, finite number of seconds, got {text!r} (leave it out for no "
+            "limit)"
+        )
     return v
 
 
@@ -197,7 +214,7 @@ def trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
                 else None
             ),
             "worker": t.worker,
-            "message": (t.message or "").splitlines()[0] if t.message else "",
+            "message": redact((t.message or "").splitlines()[0]) if t.message else "",
         }
         row.update({f"param_{n}": t.params.get(n) for n in names})
         rows.append(row)
@@ -208,14 +225,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     store, sweep, trials = _trials(args)
     store.close()
     rows = trial_rows(trials)
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
+    with open_output(args.output, force=args.force, store=store) as out:
         if args.format == "json":
             json.dump(
                 {
                     "sweep": sweep.name,
                     "mode": sweep.mode,
-                    "definition": sweep.definition,
+                    "definition": redact_tree(sweep.definition),  # older stores kept passwords
                     "trials": rows,
                 },
                 out,
@@ -227,9 +243,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(out, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     return 0
 
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from hpo_lightning._names import did_you_mean
+from hpo_lightning._secrets import redact, redact_tree
 from hpo_lightning._trial import Mode, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
 from hpo_lightning.storage._base import (
@@ -180,7 +181,7 @@ class SQLStorage(Storage):
             cur.execute(
                 "INSERT INTO hpo_sweeps (name, definition, mode, created_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
-                (name, dumps(dict(definition)), mode, now),
+                (name, dumps(redact_tree(dict(definition))), mode, now),  # no password stored
             )
             cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps WHERE name = ?", (name,))
             return self._sweep(cur.fetchone())
@@ -290,6 +291,7 @@ class SQLStorage(Storage):
             raise StorageError("finish_trial needs a final state, not RUNNING")
         now = time.time()
         final = _finite_or_none(value)
+        message = redact(message) if message else message  # e.g. a URL quoted by an error
 
         def body(cur: Any) -> bool:
             cur.execute(

@@ -7,14 +7,18 @@ differs from the store's. Running it twice leaves MLflow as the first run left i
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
+from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode
+from hpo_lightning.exceptions import HPOError
 from hpo_lightning.plots._common import scored
-from hpo_lightning.storage import Storage, TrialRecord
+from hpo_lightning.storage import Storage, SweepRecord, TrialRecord
 from hpo_lightning.tracking._mlflow import log_sweep_artifacts
 from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better, mlflow_name
+from hpo_lightning.tracking._reach import first_report
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,56 @@ def sync_sweep(
         ... # doctest: +SKIP
     """
     sweep = storage.get_sweep(sweep_name)
-    runs = MlflowRuns(tracking_uri, experiment_name or sweep_name)
+    try:
+        return _sync(storage, sweep, tracking_uri, experiment_name or sweep_name, artifacts)
+    except HPOError:
+        raise
+    except Exception as exc:  # MLflow's own errors quote the URI, password included
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise HPOError(
+            f"MLflow at {redact(tracking_uri or '(default)')} failed during the sync: "
+            f"{redact(lines[0])[:300]}; run `hpo-lightning mlflow-sync` again once it answers "
+            "(it is idempotent)"
+        ) from None
+
+
+def mirror_sweep(
+    storage: Storage, sweep_name: str, *, tracking_uri: str | None, experiment_name: str | None
+) -> SyncReport | None:
+    """:func:`sync_sweep` for a running sweep: MLflow is a mirror, so a failure is ONE
+    warning per URI in this process tree (a worker forked later stays quiet) and None.
+
+    A sweep driver calls this before its workers fork (to create the experiment and parent
+    run once) and after they exit (to back-fill what a worker could not send).
+    """
+    try:
+        return sync_sweep(
+            storage,
+            sweep_name,
+            tracking_uri=tracking_uri,
+            experiment_name=experiment_name,
+            artifacts=False,
+        )
+    except Exception as exc:
+        if first_report(tracking_uri):
+            logging.getLogger("hpo_lightning").warning(
+                "MLflow could not be brought up to date (the sweep goes on; run "
+                "`hpo-lightning mlflow-sync %s` later): %s",
+                sweep_name,
+                redact(str(exc)),
+            )
+        return None
+
+
+def _sync(
+    storage: Storage,
+    sweep: SweepRecord,
+    tracking_uri: str | None,
+    experiment_name: str,
+    artifacts: bool,
+) -> SyncReport:
+    sweep_name = sweep.name
+    runs = MlflowRuns(tracking_uri, experiment_name)
     created = 0 if runs.find_parent(sweep_name) is not None else 1
     parent = runs.parent(sweep_name, sweep.definition)
     known = set(runs.children(parent))
