@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode
-from hpo_lightning.exceptions import HPOError
+from hpo_lightning.exceptions import HPOError, ServiceUnavailableError
 from hpo_lightning.plots._common import scored
 from hpo_lightning.storage import Storage, SweepRecord, TrialRecord
 from hpo_lightning.tracking._mlflow import log_sweep_artifacts
 from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better, mlflow_name
-from hpo_lightning.tracking._reach import first_report
+from hpo_lightning.tracking._reach import first_report, was_reported
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ def sync_sweep(
         experiment_name: MLflow experiment (default: the sweep's name).
         artifacts: also (re)log the trials table and plots on the parent run.
 
+    Raises:
+        ServiceUnavailableError: an ``http(s)`` server does not answer (in seconds).
+        HPOError: MLflow failed during the sync (the message has no password).
+
     Example:
         >>> sync_sweep(open_storage("sweeps.db"), "demo", tracking_uri="sqlite:///mlflow.db")
         ... # doctest: +SKIP
@@ -56,6 +60,11 @@ def sync_sweep(
     sweep = storage.get_sweep(sweep_name)
     try:
         return _sync(storage, sweep, tracking_uri, experiment_name or sweep_name, artifacts)
+    except ServiceUnavailableError:
+        # the caller reports this error; trackers of this process (and of workers it forks
+        # next) need not warn about the same outage again
+        first_report(tracking_uri)
+        raise
     except HPOError:
         raise
     except Exception as exc:  # MLflow's own errors quote the URI, password included
@@ -76,6 +85,7 @@ def mirror_sweep(
     A sweep driver calls this before its workers fork (to create the experiment and parent
     run once) and after they exit (to back-fill what a worker could not send).
     """
+    quiet = was_reported(tracking_uri)
     try:
         return sync_sweep(
             storage,
@@ -85,7 +95,8 @@ def mirror_sweep(
             artifacts=False,
         )
     except Exception as exc:
-        if first_report(tracking_uri):
+        first_report(tracking_uri)
+        if not quiet:
             logging.getLogger("hpo_lightning").warning(
                 "MLflow could not be brought up to date (the sweep goes on; run "
                 "`hpo-lightning mlflow-sync %s` later): %s",

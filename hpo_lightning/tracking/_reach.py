@@ -85,6 +85,11 @@ def first_report(tracking_uri: str | None) -> bool:
     return True
 
 
+def was_reported(tracking_uri: str | None) -> bool:
+    """Whether an outage of this URI was reported already in this process tree."""
+    return resolve_uri(tracking_uri) in _reported
+
+
 def _probe_target(uri: str) -> tuple[str, int] | None:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
