@@ -2,8 +2,9 @@
 
 MLflow is a mirror, so an unreachable server must cost seconds, not MLflow's default minutes of
 retries (7 retries with exponential backoff, 120 s timeouts). Before a client is made for an
-``http(s)://`` URI, :func:`check_reachable` opens one TCP connection with a short timeout and
-raises :class:`ServiceUnavailableError` when nothing answers; the answer is remembered for
+``http(s)://`` URI, :func:`check_reachable` asks it once with a short timeout (``GET /health``
+over http, a TCP connection over https) and raises :class:`ServiceUnavailableError` when
+nothing answers; the answer is remembered for
 ``REMEMBER_S`` seconds, so later clients of this process -- and of worker processes forked from
 it -- fail at once instead of probing again. :func:`first_report` lets callers warn once per
 URI in a process tree instead of once per call.
@@ -14,6 +15,7 @@ forked worker inheriting what its parent learned is the point.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import time
@@ -90,7 +92,8 @@ def was_reported(tracking_uri: str | None) -> bool:
     return resolve_uri(tracking_uri) in _reported
 
 
-def _probe_target(uri: str) -> tuple[str, int] | None:
+def _probe_target(uri: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path) of an ``http(s)`` URI reached directly, else None."""
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
@@ -101,15 +104,29 @@ def _probe_target(uri: str) -> tuple[str, int] | None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:  # a port that is not a number: MLflow will say so
         return None
-    return parts.hostname, port
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
-def _connect(target: tuple[str, int], timeout_s: float) -> str:
-    """``""`` when a TCP connection opens, else why not (one line)."""
+def _connect(target: tuple[str, str, int, str], timeout_s: float) -> str:
+    """``""`` when the server answers, else why not (one line).
+
+    ``http``: any HTTP answer to ``GET <path>/health`` (even 401 or 404) counts, so a server
+    that accepts connections but hangs is caught too. ``https``: a TCP connection counts (the
+    TLS set-up, certificates included, stays MLflow's business).
+    """
+    scheme, host, port, path = target
     try:
-        with socket.create_connection(target, timeout=timeout_s):
-            return ""
+        if scheme == "https":
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return ""
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+        try:
+            conn.request("GET", f"{path}/health")
+            conn.getresponse().read(1024)
+        finally:
+            conn.close()
+        return ""
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
-    except OSError as exc:
-        return str(exc.strerror or exc)
+    except (OSError, http.client.HTTPException) as exc:
+        return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
