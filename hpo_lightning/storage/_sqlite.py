@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._sql import SCHEMA_VERSION, TABLES, SQLStorage, schema_sql
+from hpo_lightning.storage._sql import SCHEMA_VERSION, TABLES, SQLStorage, migrate, schema_sql
 
 _BUSY_TIMEOUT_S = 120.0
 _HEADER = b"SQLite format 3\x00"
@@ -150,9 +150,12 @@ class SQLiteStorage(SQLStorage):
         with self._write() as cur:
             for stmt in schema_sql("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"):
                 cur.execute(stmt)
-            cur.execute("SELECT COUNT(*) FROM hpo_schema")
-            if cur.fetchone()[0] == 0:
+            cur.execute("SELECT MAX(version) FROM hpo_schema")
+            version = cur.fetchone()[0]
+            if version is None:
                 cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(version) < SCHEMA_VERSION:
+                migrate(cur, int(version))
 
     # --- pickling (DDP spawn sends the store to worker processes) ----------------------
     def __getstate__(self) -> dict[str, object]:
@@ -178,6 +181,12 @@ class SQLiteStorage(SQLStorage):
             self._retry(lambda: cur.execute("BEGIN IMMEDIATE"))
             try:
                 yield cur
+            except sqlite3.DatabaseError as exc:
+                conn.rollback()
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise
+                # one error contract for every store: StorageError, never sqlite3's own
+                raise StorageError(f"{self.url}: the write was refused: {exc}") from exc
             except BaseException:
                 conn.rollback()
                 raise

@@ -65,6 +65,8 @@ class SweepConfig:
         mlflow: ``{tracking_uri: ..., experiment: ...}`` to mirror the sweep to MLflow, or None.
         heartbeat_s / lost_after_s: heartbeat period of running trials and the silence after
             which a trial of another host counts as lost (at least twice ``heartbeat_s``).
+        resources: what one trial needs, ``{gpus_per_trial: 1, cpus_per_trial: 4}``.
+        launcher: where workers run, ``{name: local}`` (default) or another launcher's section.
 
     Names (the sweep's and its parameters') are at most 200 characters without control or
     bidi characters, ``/``, ``\\``, quotes or ``..``.
@@ -78,7 +80,7 @@ class SweepConfig:
     tuner: str = field(default_factory=default_tuner)
     tuner_options: Mapping[str, Any] = field(default_factory=dict)
     n_trials: int = 20
-    n_workers: int = 1
+    n_workers: int | str = 1
     storage: str | None = None
     seed: int | None = None
     timeout: float | None = None
@@ -89,6 +91,8 @@ class SweepConfig:
     mlflow: Mapping[str, Any] | None = None
     heartbeat_s: float = 5.0
     lost_after_s: float = 60.0
+    resources: Mapping[str, Any] | None = None
+    launcher: Mapping[str, Any] | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -150,7 +154,12 @@ def _validate(cfg: SweepConfig) -> None:
     for key in ("objective_args", "tuner_options"):
         if not isinstance(getattr(cfg, key), Mapping):
             raise ConfigError(f"`{key}` must be a mapping, but got {getattr(cfg, key)!r}")
-    for key in ("scheduler", "mlflow"):
+    from hpo_lightning.launchers import Resources
+
+    Resources.from_mapping(cfg.resources)
+    if isinstance(cfg.launcher, str):
+        object.__setattr__(cfg, "launcher", {"name": cfg.launcher})
+    for key in ("scheduler", "mlflow", "launcher"):
         v = getattr(cfg, key)
         if v is not None and not isinstance(v, Mapping):
             raise ConfigError(f"`{key}` must be a mapping (a YAML section), but got {v!r}")
@@ -174,12 +183,19 @@ def validate(cfg: SweepConfig) -> None:
 
 def _check_counts(cfg: SweepConfig) -> None:
     check_int("n_trials", cfg.n_trials, at_least=1, error=ConfigError)
-    check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+    if cfg.n_workers != "auto":
+        try:
+            check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+        except ConfigError:
+            raise ConfigError(
+                f"`n_workers` must be an integer >= 1 or 'auto', but got {cfg.n_workers!r}"
+            ) from None
     check_int("max_failures", cfg.max_failures, at_least=1, error=ConfigError)
     check_int("seed", cfg.seed, at_least=0, allow_none=True, error=ConfigError)
     for key, most in (("n_trials", MAX_TRIALS), ("n_workers", MAX_WORKERS)):
-        if getattr(cfg, key) > most:
-            raise ConfigError(f"`{key}` must be at most {most:,}, but got {getattr(cfg, key):,}")
+        value = getattr(cfg, key)
+        if isinstance(value, int) and value > most:
+            raise ConfigError(f"`{key}` must be at most {most:,}, but got {value:,}")
 
 
 def _check_seconds(cfg: SweepConfig) -> None:
