@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from hpo_lightning._trial import TrialState
@@ -56,8 +58,11 @@ class ProgressDisplay:
         self.style = style
         self.name, self.total, self.monitor, self.mode = name, total, monitor, mode
         self._seen: set[int] = set()
+        self._first = True
+        self._lock = threading.Lock()
         self._progress: Any = None
         self._task: Any = None
+        self.info = ""  # the last status text shown (running / failed / pruned / best)
 
     def __enter__(self) -> ProgressDisplay:
         if self.style == "bar":
@@ -88,25 +93,81 @@ class ProgressDisplay:
             self._progress.stop()
 
     def update(self, trials: Sequence[TrialRecord]) -> None:
+        """Show the state of ``trials`` (every trial of the sweep). Thread-safe.
+
+        In "lines" style each finished trial is printed once; the trials already finished at
+        the first update (a resumed sweep, a joining worker) are summed up in one line.
+        """
         s = summarize(trials, self.mode)
         best = s["best"]
         info = (
             f"running {s['running']}  failed {s['failed']}  pruned {s['pruned']}  "
             f"best {self.monitor}={_fmt(best.value if best else None)}"
         )
-        if self.style == "bar" and self._progress is not None:
-            self._progress.update(self._task, completed=min(s["done"], self.total), info=info)
-        elif self.style == "lines":
-            for t in trials:
-                if t.state is TrialState.RUNNING or t.number in self._seen:
+        with self._lock:
+            self.info = info
+            if self.style == "bar" and self._progress is not None:
+                self._progress.update(self._task, completed=min(s["done"], self.total), info=info)
+            elif self.style == "lines":
+                self._print_lines(trials, s, info)
+            self._first = False
+
+    def _print_lines(self, trials: Sequence[TrialRecord], s: dict[str, Any], info: str) -> None:
+        finished = [t for t in trials if t.state is not TrialState.RUNNING]
+        if self._first and finished:
+            self._seen.update(t.number for t in finished)
+            print(
+                f"[{self.name}] {len(finished)} trials already finished: {s['complete']} "
+                f"complete, {s['pruned']} pruned, {s['failed']} failed (done "
+                f"{s['done']}/{self.total}, {info})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        for t in finished:
+            if t.number in self._seen:
+                continue
+            self._seen.add(t.number)
+            detail = f"{self.monitor}={_fmt(t.value)}"
+            if t.state is TrialState.FAILED:
+                detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
+            print(
+                f"[{self.name}] trial {t.number} {t.state.value}: {detail} "
+                f"(done {s['done']}/{self.total}, {info})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    @contextmanager
+    def follow(
+        self, read_trials: Callable[[], Sequence[TrialRecord]], *, interval_s: float = 1.0
+    ) -> Iterator[None]:
+        """Refresh the display from ``read_trials()`` every ``interval_s`` on a daemon thread
+        while the block runs, so the bar shows a trial as running while it trains (the serial
+        loop itself only updates between trials). Only the "bar" style polls; a failed read
+        is skipped (the next one retries).
+
+        Example::
+
+            with display, display.follow(lambda: store.get_trials(sweep_id)):
+                run_trials()
+        """
+        if self.style != "bar":
+            yield
+            return
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(interval_s):
+                try:
+                    self.update(read_trials())
+                except Exception:  # a busy or reconnecting store: show the next read
                     continue
-                self._seen.add(t.number)
-                detail = f"{self.monitor}={_fmt(t.value)}"
-                if t.state is TrialState.FAILED:
-                    detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
-                print(
-                    f"[{self.name}] trial {t.number} {t.state.value}: {detail} "
-                    f"(done {s['done']}/{self.total}, {info})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+
+        thread = threading.Thread(target=poll, name="hpo-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
