@@ -10,11 +10,13 @@ import os
 import sys
 from typing import Any
 
-from hpo_lightning.exceptions import ConfigError
-from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning.cli._hints import max_failures_hint, where_sweep_is_hint
+from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
+from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
 
 STORAGE_ENV = "HPO_LIGHTNING_STORAGE"
+_DEFAULT_SHOWN = f"./{DEFAULT_STORE_NAME}"
 
 
 def register(sub: Any) -> None:
@@ -24,6 +26,16 @@ def register(sub: Any) -> None:
     p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
     p.add_argument("--storage", help="store path or URL (file: storage)")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument(
+        "--max-failures",
+        type=_positive,
+        help="failed trials after which the sweep stops (file: max_failures, default 5)",
+    )
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="store the sweep and run no trial; start workers with `hpo-lightning worker`",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_sweep)
 
@@ -57,20 +69,49 @@ def _positive(text: str) -> int:
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
-        help=f"store path or URL (default: ${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
+        help=f"store path or URL (default: the sweep file's store when a file is given, else "
+        f"${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
     )
 
 
 def open_store_for(args: argparse.Namespace) -> tuple[Storage, str | None]:
-    """The store named by --storage, $HPO_LIGHTNING_STORAGE, a sweep file, or the default."""
+    """The store named by --storage, a sweep file (as ``sweep FILE`` uses it),
+    $HPO_LIGHTNING_STORAGE, or the default ``./hpo_lightning.db``."""
     name = getattr(args, "sweep", None)
-    location = args.storage or os.environ.get(STORAGE_ENV)
+    location = args.storage
     if name and name.endswith((".yaml", ".yml")) and os.path.isfile(name):
         cfg = load_sweep_file(name)
         location = location or cfg.storage_location()
         name = cfg.name
-    location = location or DEFAULT_STORE_NAME
-    return open_storage(location, create=False), name
+    location = location or os.environ.get(STORAGE_ENV)
+    if location:
+        return open_storage(location, create=False), name
+    try:
+        return open_storage(DEFAULT_STORE_NAME, create=False), name
+    except InvalidStorageError as exc:
+        if not name or os.path.exists(DEFAULT_STORE_NAME):  # corrupt, foreign: no hint helps
+            raise
+        raise InvalidStorageError(f"{exc}; {where_sweep_is_hint(name, _DEFAULT_SHOWN)}") from None
+
+
+def find_sweep(args: argparse.Namespace) -> tuple[Storage, SweepRecord]:
+    """The store and the stored sweep that ``args.sweep`` (a name or a sweep file) names.
+
+    When the default store was used and the sweep is not there, the error says where it looked
+    and which sweep files nearby define that name.
+    """
+    store, name = open_store_for(args)
+    if not name:
+        store.close()
+        raise ConfigError("give the sweep's name (or its sweep file) as the first argument")
+    try:
+        return store, store.get_sweep(name)
+    except SweepNotFoundError as exc:
+        store.close()
+        defaulted = not (args.storage or os.environ.get(STORAGE_ENV)) and name == args.sweep
+        if not defaulted:
+            raise
+        raise SweepNotFoundError(f"{exc}; {where_sweep_is_hint(name, _DEFAULT_SHOWN)}") from None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -82,7 +123,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         n_trials=args.n_trials,
         storage=args.storage,
         timeout=args.timeout,
+        max_failures=args.max_failures,
     )
+    if args.create_only:
+        return _created(sweep)
     try:
         result = sweep.run(progress="quiet" if args.quiet else "auto")
     finally:
@@ -97,10 +141,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         return 130
     if result.stopped == "max_failures":
-        first = (result.first_error or "").strip().splitlines()
         print(
-            f"sweep '{result.name}' stopped after {result.n_failed} failed trials; first error: "
-            f"{first[0] if first else 'unknown'}",
+            max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
             file=sys.stderr,
         )
         return 1
@@ -117,11 +159,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _created(sweep: Any) -> int:
+    """``sweep --create-only``: the sweep is stored (creating it did that); say how to run it."""
+    from hpo_lightning.sweep._progress import summarize
+
+    try:
+        s = summarize(sweep.trials(), sweep.config.mode)
+        where = redact_url(sweep.storage.url)
+    finally:
+        sweep.close()
+    print(
+        f"sweep '{sweep.name}' is stored in {where} ({s['done']} of {sweep.config.n_trials} "
+        f"trials finished); start workers with: hpo-lightning worker {sweep.name} "
+        f"--storage {where}"
+    )
+    return 0
+
+
 def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
-    store, name = open_store_for(args)
-    if not name:
-        raise ConfigError("give a sweep name")
-    sweep = store.get_sweep(name)
+    store, sweep = find_sweep(args)
     return store, sweep, store.get_trials(sweep.id)
 
 
