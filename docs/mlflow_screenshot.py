@@ -88,8 +88,8 @@ def screenshot(url: str, out: Path, profile: Path) -> None:
                 break
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, EXPANDER))[0].click()
         wait.until(lambda d: "trial-19" in d.find_element(*grid).text)
-        columns = [b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text == "Columns"]
-        columns[0].click()
+        buttons = driver.find_elements(By.CSS_SELECTOR, "button")
+        next(b for b in buttons if b.text == "Columns").click()
         time.sleep(1.0)
         for label in (*COLUMNS_OFF, *COLUMNS_ON):
             _toggle_column(driver, label)
