@@ -294,3 +294,67 @@ def test_mlflow_added_to_a_finished_sweep_mirrors_its_trials(
     assert sorted(r.data.tags["hpo.trial_number"] for r in children) == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" for r in children)
     assert "hpo.best_trial" in parents[0].data.tags
+
+
+# --- the README's PostgreSQL block, as written -------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_readme_postgres_block_gives_parallel_workers(tmp_path: Path) -> None:
+    from _pg import fresh_schema
+
+    with fresh_schema("hpo_readme") as url:
+        f = write_sweep(
+            tmp_path, name="digits", objective="slow_quadratic", n_trials=8, args="{delay: 0.3}"
+        )
+        # hpo-lightning sweep FILE --storage $HPO_LIGHTNING_STORAGE --create-only
+        created = _cli(
+            "sweep", str(f), "--storage", url, "--create-only", cwd=tmp_path, stdout=subprocess.PIPE
+        )
+        out, _ = created.communicate(timeout=120)
+        assert created.returncode == 0 and b"(0 of 8 trials finished)" in out
+        store = open_storage(url, create=False)
+        assert store.get_trials(store.get_sweep("digits").id) == []  # nothing ran yet
+        # two `hpo-lightning worker digits &` that find the store in $HPO_LIGHTNING_STORAGE
+        env = {**os.environ, "HPO_LIGHTNING_STORAGE": url}
+        env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "hpo_lightning", "worker", "digits", "--quiet"],
+                cwd=tmp_path,
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        for w in workers:
+            assert w.wait(timeout=180) == 0, w.stderr.read() if w.stderr else ""
+        trials = store.get_trials(store.get_sweep("digits").id)
+        store.close()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 8
+    assert {t.worker for t in trials} == {f"{os.uname().nodename}:{w.pid}" for w in workers}
+
+
+# --- the quick start -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_quickstart_runs_on_one_torch_thread(tmp_path: Path) -> None:
+    import shutil
+
+    examples = TESTS.parent / "examples"
+    for name in ("quickstart.py", "digits.py"):
+        shutil.copy(examples / name, tmp_path)
+    code = (
+        "import runpy, sys; sys.path.insert(0, '.'); runpy.run_path('quickstart.py'); "
+        "import torch; print('torch threads', torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user has it
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "20 trials stored in quickstart.db" in run.stdout
+    assert run.stdout.rstrip().endswith("torch threads 1")

@@ -18,13 +18,15 @@ def max_failures_hint(name: str, n_failed: int, *, first_error: str | None = Non
     """One line for a sweep stopped by ``max_failures``: the first error and how to go on.
 
     Example:
-        >>> max_failures_hint("digits", 3, first_error="ValueError: bad lr")  # doctest: +ELLIPSIS
-        "sweep 'digits' stopped after 3 failed trials (max_failures); first error: ValueError: ..."
+        >>> print(max_failures_hint("digits", 3, first_error="ValueError: bad lr"))
+        ... # doctest: +ELLIPSIS
+        sweep 'digits' stopped after 3 failed trials; first error: ValueError: bad lr; ...
     """
     lines = (first_error or "").strip().splitlines()
     return (
-        f"sweep '{name}' stopped after {n_failed} failed trials (max_failures); first error: "
-        f"{lines[0] if lines else 'unknown'}; fix the cause, then rerun with a higher limit "
+        f"sweep '{name}' stopped after {n_failed} failed trials; first error: "
+        f"{lines[0] if lines else 'unknown'}; max_failures reached: fix the cause, then rerun "
+        f"with a higher limit "
         f"(`max_failures:` in the sweep file, or --max-failures {n_failed + 5}), or start "
         f"over with: hpo-lightning delete {name}"
     )
