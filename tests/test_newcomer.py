@@ -151,7 +151,7 @@ def test_rerun_prints_one_line_for_finished_trials(
     assert first.count("[demo] trial ") == 4
     assert main(["sweep", str(f), "--n-trials", "5"]) == 0
     err = capsys.readouterr().err
-    assert "[demo] 4 trials already finished: 4 complete, 0 pruned, 0 failed" in err
+    assert "[demo] 4 trials had finished before this run: 4 complete, 0 pruned" in err
     assert err.count("[demo] trial ") == 1 and "[demo] trial 4 complete" in err
 
 

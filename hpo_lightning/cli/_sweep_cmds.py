@@ -115,7 +115,7 @@ def find_sweep(args: argparse.Namespace) -> tuple[Storage, SweepRecord]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep import StopReason, Sweep
 
     sweep = Sweep.from_file(
         args.file,
@@ -128,19 +128,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.create_only:
         return _created(sweep)
     try:
-        result = sweep.run(progress="quiet" if args.quiet else "auto")
+        result = sweep.run(progress="quiet" if args.quiet else "auto", isolate=True)
     finally:
         sweep.close()
     best = result.best
     where = result.storage_url
-    if result.stopped == "interrupted":
+    if result.stopped is StopReason.JOINED:
+        return 0  # another DDP rank of a trial: rank 0 reports
+    if result.stopped is StopReason.INTERRUPTED:
         print(
-            f"interrupted: {result.n_complete} trials complete are kept in {where}; "
-            f"resume with: hpo-lightning sweep {args.file}",
+            f"interrupted: {result.n_complete} trials complete are kept in {where}, "
+            f"{result.n_requeued} requeued; resume with: hpo-lightning sweep {args.file}",
             file=sys.stderr,
         )
-        return 130
-    if result.stopped == "max_failures":
+        return result.exit_code
+    if result.stopped is StopReason.MAX_FAILURES:
         print(
             max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
             file=sys.stderr,

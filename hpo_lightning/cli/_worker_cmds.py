@@ -65,7 +65,7 @@ def _sweep_and_storage(args: argparse.Namespace) -> tuple[str, str]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hpo_lightning.storage import redact_url
-    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep import StopReason, Sweep
 
     name, storage = _sweep_and_storage(args)
     sweep = Sweep.join(storage, name, n_workers=1, max_failures=args.max_failures)
@@ -73,7 +73,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         result = sweep.run(progress="quiet" if args.quiet else "lines", max_trials=args.n_trials)
     finally:
         sweep.close()
-    if result.stopped == "max_failures":
+    if result.stopped is StopReason.JOINED:
+        return 0  # another DDP rank of a trial: rank 0 reports
+    if result.stopped is StopReason.INTERRUPTED:
+        print(
+            f"worker interrupted: sweep '{result.name}', {result.n_requeued} trials requeued; "
+            f"run the worker again to resume",
+            file=sys.stderr,
+        )
+        return result.exit_code
+    if result.stopped is StopReason.MAX_FAILURES:
         print(
             max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
             file=sys.stderr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -59,12 +60,14 @@ class ProgressDisplay:
         self.name, self.total, self.monitor, self.mode = name, total, monitor, mode
         self._seen: set[int] = set()
         self._first = True
+        self._since = time.time()  # trials finished before this are summed up in one line
         self._lock = threading.Lock()
         self._progress: Any = None
         self._task: Any = None
         self.info = ""  # the last status text shown (running / failed / pruned / best)
 
     def __enter__(self) -> ProgressDisplay:
+        self._since = time.time()
         if self.style == "bar":
             from rich.console import Console
             from rich.progress import (
@@ -95,8 +98,9 @@ class ProgressDisplay:
     def update(self, trials: Sequence[TrialRecord]) -> None:
         """Show the state of ``trials`` (every trial of the sweep). Thread-safe.
 
-        In "lines" style each finished trial is printed once; the trials already finished at
-        the first update (a resumed sweep, a joining worker) are summed up in one line.
+        In "lines" style each finished trial is printed once; the trials that had finished
+        before the display started (a resumed sweep, a joining worker) are summed up in one
+        line at the first update.
         """
         s = summarize(trials, self.mode)
         best = s["best"]
@@ -114,16 +118,10 @@ class ProgressDisplay:
 
     def _print_lines(self, trials: Sequence[TrialRecord], s: dict[str, Any], info: str) -> None:
         finished = [t for t in trials if t.state is not TrialState.RUNNING]
-        if self._first and finished:
-            self._seen.update(t.number for t in finished)
-            print(
-                f"[{self.name}] {len(finished)} trials already finished: {s['complete']} "
-                f"complete, {s['pruned']} pruned, {s['failed']} failed (done "
-                f"{s['done']}/{self.total}, {info})",
-                file=sys.stderr,
-                flush=True,
-            )
-            return
+        if self._first:
+            earlier = [t for t in finished if (t.finished_at or 0.0) < self._since]
+            if earlier:
+                self._summarize_earlier(earlier)
         for t in finished:
             if t.number in self._seen:
                 continue
@@ -137,6 +135,20 @@ class ProgressDisplay:
                 file=sys.stderr,
                 flush=True,
             )
+
+    def _summarize_earlier(self, earlier: Sequence[TrialRecord]) -> None:
+        self._seen.update(t.number for t in earlier)
+        s = summarize(earlier, self.mode)
+        best = s["best"]
+        cut = len(earlier) - s["done"] - s["failed"]  # interrupted or lost: requeued
+        print(
+            f"[{self.name}] {len(earlier)} trials had finished before this run: "
+            f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed"
+            + (f", {cut} cut short" if cut else "")
+            + f"; best {self.monitor}={_fmt(best.value if best else None)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @contextmanager
     def follow(
