@@ -16,6 +16,7 @@ from test_cli import SWEEP, write_sweep
 from hpo_lightning import TrialState
 from hpo_lightning.cli import main
 from hpo_lightning.storage import TrialRecord, open_storage
+from hpo_lightning.sweep import Sweep
 from hpo_lightning.sweep._progress import ProgressDisplay
 
 TESTS = Path(__file__).parent
@@ -285,7 +286,13 @@ def test_mlflow_added_to_a_finished_sweep_mirrors_its_trials(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with f.open("a") as fh:
         fh.write(f"mlflow: {{tracking_uri: '{uri}', experiment: later}}\n")
-    assert main(["sweep", str(f), "--quiet"]) == 0  # nothing left to run; MLflow is filled
+    # nothing left to run; MLflow is filled. In-process (the command line's separate worker
+    # process is back-filled by the launcher; this is the tracker's own path)
+    sweep = Sweep.from_file(f)
+    try:
+        assert sweep.run(progress="quiet").n_complete == 3
+    finally:
+        sweep.close()
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("later").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
