@@ -170,6 +170,9 @@ def test_read_command_names_the_sweep_file_when_the_default_store_lacks_it(
     assert err.count("\n") == 1
     assert "looked in ./hpo_lightning.db" in err
     assert f"the sweep file {Path('examples') / 'digits.yaml'} defines 'digits'" in err
+    assert main(["list"]) == 2  # no store here: it names the store the sweep file uses
+    err = capsys.readouterr().err
+    assert f"store in: {Path('examples') / 'hpo_lightning.db'} (digits)" in err
     # the file stands for its store, from any folder
     assert main(["best", "examples/digits.yaml"]) == 0
     assert main(["status", "examples/digits.yaml"]) == 0

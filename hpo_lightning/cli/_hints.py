@@ -32,9 +32,10 @@ def max_failures_hint(name: str, n_failed: int, *, first_error: str | None = Non
     )
 
 
-def sweep_files_naming(name: str, root: str | os.PathLike[str] = ".") -> list[Path]:
+def sweep_files_naming(name: str | None, root: str | os.PathLike[str] = ".") -> list[Path]:
     """Sweep files (``*.yaml``/``*.yml``) under ``root`` (2 folders deep at most, hidden and
-    environment folders skipped) whose ``name:`` is ``name``; unreadable files are skipped."""
+    environment folders skipped) whose ``name:`` is ``name`` (any name when None); unreadable
+    files are skipped."""
     import yaml
 
     found: list[Path] = []
@@ -56,7 +57,12 @@ def sweep_files_naming(name: str, root: str | os.PathLike[str] = ".") -> list[Pa
                 data = yaml.safe_load(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
-            if isinstance(data, dict) and data.get("name") == name and "objective" in data:
+            if (
+                isinstance(data, dict)
+                and "objective" in data
+                and data.get("name") is not None
+                and (name is None or data.get("name") == name)
+            ):
                 found.append(path)
     return found
 
@@ -76,3 +82,23 @@ def where_sweep_is_hint(name: str, looked_in: str) -> str:
         f"defines '{name}': give the file instead of the name and its store is used, "
         f"e.g. hpo-lightning status {files[0]}"
     )
+
+
+def stores_nearby_hint() -> str:
+    """For ``list`` without a store: the stores that sweep files nearby use, and the command."""
+    from hpo_lightning.exceptions import UserInputError
+    from hpo_lightning.sweep._config import load_sweep_file
+
+    stores: dict[str, list[str]] = {}
+    for path in sweep_files_naming(None)[:20]:
+        try:
+            cfg = load_sweep_file(path)
+        except UserInputError:
+            continue
+        where = os.path.relpath(cfg.storage_location()) if not cfg.storage else cfg.storage
+        stores.setdefault(where, []).append(cfg.name)
+    if not stores:
+        return "give --storage PATH_OR_URL (or set $HPO_LIGHTNING_STORAGE)"
+    shown = "; ".join(f"{w} ({', '.join(names)})" for w, names in list(stores.items())[:3])
+    first = next(iter(stores))
+    return f"sweep files nearby store in: {shown}; e.g. hpo-lightning list --storage {first}"

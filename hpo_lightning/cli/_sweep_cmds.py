@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from hpo_lightning.cli._hints import max_failures_hint, where_sweep_is_hint
+from hpo_lightning.cli._hints import max_failures_hint, stores_nearby_hint, where_sweep_is_hint
 from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
 from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
@@ -89,9 +89,10 @@ def open_store_for(args: argparse.Namespace) -> tuple[Storage, str | None]:
     try:
         return open_storage(DEFAULT_STORE_NAME, create=False), name
     except InvalidStorageError as exc:
-        if not name or os.path.exists(DEFAULT_STORE_NAME):  # corrupt, foreign: no hint helps
+        if os.path.exists(DEFAULT_STORE_NAME):  # corrupt, foreign: no hint helps
             raise
-        raise InvalidStorageError(f"{exc}; {where_sweep_is_hint(name, _DEFAULT_SHOWN)}") from None
+        hint = where_sweep_is_hint(name, _DEFAULT_SHOWN) if name else stores_nearby_hint()
+        raise InvalidStorageError(f"{exc}; {hint}") from None
 
 
 def find_sweep(args: argparse.Namespace) -> tuple[Storage, SweepRecord]:
