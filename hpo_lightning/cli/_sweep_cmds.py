@@ -14,6 +14,7 @@ from hpo_lightning.cli._hints import max_failures_hint, stores_nearby_hint, wher
 from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
 from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
+from hpo_lightning.sweep._runtime import shown_state
 
 STORAGE_ENV = "HPO_LIGHTNING_STORAGE"
 _DEFAULT_SHOWN = f"./{DEFAULT_STORE_NAME}"
@@ -201,26 +202,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         table = Table(
             title=f"sweep '{sweep.name}' ({sweep.mode} {monitor}) in {redact_url(store.url)}"
         )
-        for col in ("#", "state", monitor, "epochs", "params", "note"):
+        for col in ("#", "state", monitor, "epochs", "params", "where", "note"):
             table.add_column(col, overflow="fold")
         best = s["best"]
-        for t in trials:
+        lost_after = float(sweep.definition.get("lost_after_s", 60.0))
+        shown = [shown_state(t, lost_after) for t in trials]
+        for t, state in zip(trials, shown):
             note = (t.message or "").splitlines()[0][:60] if t.message else ""
             if best is not None and t.number == best.number:
                 note = "best"
+            where = t.attrs.get("host") or (t.worker or "").rpartition(":")[0]
+            if "devices" in t.attrs:
+                where = f"{where} gpu {t.attrs['devices'] or '-'}"
             table.add_row(
                 str(t.number),
-                t.state.value,
+                state,
                 _fmt_value(t.value),
                 str(t.epochs),
                 json.dumps(dict(t.params), sort_keys=True),
+                where,
                 note,
             )
         console = Console(width=max(120, Console().width))
         console.print(table)
+        lost = sum(1 for state in shown if state.startswith("lost?"))
+        requeued = s["interrupted"] + s["lost"]
         console.print(
             f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed, "
-            f"{s['running']} running"
+            f"{s['running'] - lost} running"
+            + (f", {lost} lost (their workers are gone; a rerun requeues them)" if lost else "")
+            + (f", {requeued} interrupted or lost and requeued" if requeued else "")
         )
     finally:
         store.close()
@@ -302,11 +313,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not sweeps:
             print(f"no sweeps in {redact_url(store.url)}")
         for sw in sweeps:
-            s = summarize(store.get_trials(sw.id), sw.mode)
+            trials = store.get_trials(sw.id)
+            s = summarize(trials, sw.mode)
             best = s["best"]
+            lost_after = float(sw.definition.get("lost_after_s", 60.0))
+            lost = sum(1 for t in trials if shown_state(t, lost_after).startswith("lost?"))
             print(
                 f"{sw.name}: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
-                f"failed, {s['running']} running; best {sw.definition.get('monitor', 'value')}"
+                f"failed, {s['running'] - lost} running"
+                + (f", {lost} lost" if lost else "")
+                + f"; best {sw.definition.get('monitor', 'value')}"
                 f"={_fmt_value(best.value if best else None)}"
             )
     finally:

@@ -36,6 +36,8 @@ def summarize(trials: Sequence[TrialRecord], mode: str) -> dict[str, Any]:
         "pruned": counts[TrialState.PRUNED],
         "failed": counts[TrialState.FAILED],
         "running": counts[TrialState.RUNNING],
+        "interrupted": counts[TrialState.INTERRUPTED],
+        "lost": counts[TrialState.LOST],
         "best": best,
     }
 
@@ -127,7 +129,7 @@ class ProgressDisplay:
                 continue
             self._seen.add(t.number)
             detail = f"{self.monitor}={_fmt(t.value)}"
-            if t.state is TrialState.FAILED:
+            if t.state is TrialState.FAILED or t.state.requeued:
                 detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
             print(
                 f"[{self.name}] trial {t.number} {t.state.value}: {detail} "
@@ -140,7 +142,7 @@ class ProgressDisplay:
         self._seen.update(t.number for t in earlier)
         s = summarize(earlier, self.mode)
         best = s["best"]
-        cut = len(earlier) - s["done"] - s["failed"]  # interrupted or lost: requeued
+        cut = s["interrupted"] + s["lost"]  # cut short and requeued
         print(
             f"[{self.name}] {len(earlier)} trials had finished before this run: "
             f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed"
