@@ -309,7 +309,9 @@ def test_mlflow_added_to_a_finished_sweep_mirrors_its_trials(
 # --- the README's PostgreSQL block, as written -------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_readme_postgres_block_gives_parallel_workers(tmp_path: Path) -> None:
+def test_readme_postgres_block_gives_parallel_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from _pg import fresh_schema
 
     with fresh_schema("hpo_readme") as url:
@@ -317,11 +319,8 @@ def test_readme_postgres_block_gives_parallel_workers(tmp_path: Path) -> None:
             tmp_path, name="digits", objective="slow_quadratic", n_trials=8, args="{delay: 0.3}"
         )
         # hpo-lightning sweep FILE --storage $HPO_LIGHTNING_STORAGE --create-only
-        created = _cli(
-            "sweep", str(f), "--storage", url, "--create-only", cwd=tmp_path, stdout=subprocess.PIPE
-        )
-        out, _ = created.communicate(timeout=120)
-        assert created.returncode == 0 and b"(0 of 8 trials finished)" in out
+        assert main(["sweep", str(f), "--storage", url, "--create-only"]) == 0
+        assert "(0 of 8 trials finished)" in capsys.readouterr().out
         store = open_storage(url, create=False)
         assert store.get_trials(store.get_sweep("digits").id) == []  # nothing ran yet
         # two `hpo-lightning worker digits &` that find the store in $HPO_LIGHTNING_STORAGE
