@@ -26,8 +26,9 @@ from the store (SQLite file or PostgreSQL), join it from other machines, mirror 
 """
 EPILOG = """\
 Exit codes: 0 ok; 1 the sweep stopped at max_failures (or a delete was not confirmed);
-2 bad input (one line on stderr says what to fix); 130 interrupted; 141 the reader of
-stdout closed the pipe (e.g. `| head`), nothing is printed then.
+2 bad input (one line on stderr says what to fix); 130 / 143 stopped by Ctrl-C / SIGTERM
+(how a stop works: `hpo-lightning sweep --help`); 141 the reader of stdout closed the pipe
+(e.g. `| head`), nothing is printed then.
 """
 
 # modules that contribute subcommands through ``register(subparsers)``

@@ -21,9 +21,19 @@ _DEFAULT_SHOWN = f"./{DEFAULT_STORE_NAME}"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="run (or resume) the sweep of a YAML sweep file")
+    p = sub.add_parser(
+        "sweep",
+        help="run (or resume) the sweep of a YAML sweep file",
+        description="Run (or resume) the sweep of a YAML sweep file.",
+        epilog=STOP_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", help="the sweep file (YAML)")
-    p.add_argument("--n-workers", type=_positive, help="local worker processes (file: n_workers)")
+    p.add_argument(
+        "--n-workers",
+        type=_workers,
+        help="worker processes, or 'auto': one per GPU set (file: n_workers)",
+    )
     p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
     p.add_argument("--storage", help="store path or URL (file: storage)")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
@@ -55,6 +65,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser("list", help="the sweeps in a store")
     _storage_arg(p)
     p.set_defaults(func=cmd_list)
+
+
+STOP_CONTRACT = """\
+stopping: the first Ctrl-C or SIGTERM starts no new trial and stops running fits at their next
+epoch; a second one stops them at once. Stopped trials are stored 'interrupted' and rerun first
+when the same command runs again (never counted as failures). Exit codes: 0 done, 1
+max_failures reached, 2 bad input, 130 Ctrl-C, 143 SIGTERM. Workers never outlive the sweep.
+"""
+
+
+def _workers(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive(text)
 
 
 def _positive(text: str) -> int:
