@@ -280,12 +280,16 @@ def test_plots_name_the_metric_the_sweep_and_what_importance_is(tmp_path: Path) 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning:mlflow.*", "ignore::UserWarning:alembic.*")
 def test_mlflow_added_to_a_finished_sweep_mirrors_its_trials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.chdir(tmp_path)  # MLflow puts a sqlite:/// store's artifacts under ./mlruns
     f = write_sweep(tmp_path, n_trials=3)
-    assert main(["sweep", str(f), "--quiet"]) == 0
+    sweep = Sweep.from_file(f)
+    try:
+        assert sweep.run(progress="quiet").n_complete == 3  # no MLflow yet
+    finally:
+        sweep.close()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with f.open("a") as fh:
         fh.write(f"mlflow: {{tracking_uri: '{uri}', experiment: later}}\n")
@@ -304,6 +308,18 @@ def test_mlflow_added_to_a_finished_sweep_mirrors_its_trials(
     assert sorted(r.data.tags["hpo.trial_number"] for r in children) == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" for r in children)
     assert "hpo.best_trial" in parents[0].data.tags
+    # delete takes the sweep's MLflow runs along, so a new sweep of that name gets its own
+    assert main(["delete", str(f), "--yes"]) == 0
+    assert "also deleted the 4 MLflow runs of sweep 'demo'" in capsys.readouterr().out
+    deleted = [client.get_run(r.info.run_id).info.lifecycle_stage for r in runs]
+    assert deleted == ["deleted"] * 4
+    sweep = Sweep.from_file(f, n_trials=1)
+    try:
+        assert sweep.run(progress="quiet").n_complete == 1
+    finally:
+        sweep.close()
+    runs = client.search_runs([client.get_experiment_by_name("later").experiment_id])
+    assert len(runs) == 2 and parents[0].info.run_id not in {r.info.run_id for r in runs}
 
 
 # --- the README's PostgreSQL block, as written -------------------------------------------------

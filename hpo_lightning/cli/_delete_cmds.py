@@ -28,6 +28,12 @@ def register(sub: Any) -> None:
     p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage)")
     _storage_arg(p)
     p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+    p.add_argument(
+        "--keep-mlflow",
+        action="store_true",
+        help="keep the sweep's MLflow runs (by default they are deleted too, when the sweep "
+        "has an `mlflow:` section, so a new sweep of that name gets its own runs)",
+    )
     p.set_defaults(func=cmd_delete)
 
 
@@ -66,6 +72,40 @@ def _confirmed(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _mlflow_section(args: argparse.Namespace, sweep: SweepRecord) -> dict[str, Any]:
+    """The sweep file's ``mlflow:`` when a file was given, else the stored one (or none)."""
+    from hpo_lightning.cli._mlflow_cmds import _mlflow_section as file_section
+
+    section = file_section(args.sweep) or sweep.definition.get("mlflow")
+    return dict(section) if isinstance(section, dict) and not args.keep_mlflow else {}
+
+
+def _delete_mlflow_runs(name: str, section: dict[str, Any]) -> str:
+    """Soft-delete the sweep's parent run and its trial runs; say what happened (one line).
+
+    MLflow is a mirror: when it cannot be reached the store is deleted all the same.
+    """
+    uri, experiment = section.get("tracking_uri"), section.get("experiment") or name
+    shown = f"MLflow experiment '{experiment}' at {redact_url(str(uri or '(default)'))}"
+    try:
+        from hpo_lightning.tracking._mlflow_runs import MlflowRuns
+
+        runs = MlflowRuns(uri, experiment)
+        parent = runs.find_parent(name)
+        if parent is None:
+            return f"no MLflow runs of sweep '{name}' in {shown}"
+        children = list(runs.children(parent).values())
+        for run_id in [*children, parent]:
+            runs.client.delete_run(run_id)
+    except Exception as exc:  # a mirror's failure must not undo the delete
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return (
+            f"the MLflow runs of sweep '{name}' in {shown} were NOT deleted ({first}); delete "
+            f"the run '{name}' there before reusing the name"
+        )
+    return f"also deleted the {len(children) + 1} MLflow runs of sweep '{name}' in {shown}"
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     from hpo_lightning.cli._sweep_cmds import find_sweep
 
@@ -75,7 +115,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
         trials = store.get_trials(sweep.id)
         where = redact_url(store.url)
         _refuse_if_running(sweep, trials)
+        mlflow = _mlflow_section(args, sweep)
         what = f"sweep '{sweep.name}' and its {_describe(trials)} from {where}"
+        if mlflow:
+            what += " (and its MLflow runs)"
         if not args.yes:
             if not sys.stdin.isatty():
                 raise ConfigError(
@@ -87,4 +130,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 return 1
         n = store.delete_sweep(sweep.id)
     print(f"deleted sweep '{sweep.name}' ({n} trials) from {where}")
+    if mlflow:
+        print(_delete_mlflow_runs(sweep.name, mlflow))
     return 0
