@@ -191,7 +191,7 @@ def test_version_help_usage_and_positional_worker(
     assert usage.startswith("usage: hpo-lightning") and "run (or resume) a sweep" in usage
     assert "delete" in usage and "Exit codes" in usage
     for command, spelled in (
-        ("mlflow-sync", "$MLFLOW_TRACKING_URI, else MLflow's own default, ./mlruns"),
+        ("mlflow-sync", "$MLFLOW_TRACKING_URI, else MLflow's own default: ./mlflow.db with"),
         ("plot", "else $HPO_LIGHTNING_STORAGE, else ./hpo_lightning.db"),
     ):
         with pytest.raises(SystemExit):

@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default: the sweep file's mlflow.tracking_uri, else "
-        "$MLFLOW_TRACKING_URI, else MLflow's own default, ./mlruns)",
+        "$MLFLOW_TRACKING_URI, else MLflow's own default: ./mlflow.db with MLflow 3, ./mlruns "
+        "with MLflow 2)",
     )
     p.add_argument(
         "--experiment",
