@@ -111,12 +111,22 @@ def test_delete_asks_on_a_terminal(tmp_path: Path) -> None:
 def test_export_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     f = write_sweep(tmp_path, n_trials=3)
     assert main(["sweep", str(f), "--quiet"]) == 0
-    proc = _cli("export", "demo", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()  # the reader is gone before the first byte, as `| head -0` would be
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 141
-    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" note
+    env = {k: v for k, v in os.environ.items() if k != "HPO_LIGHTNING_STORAGE"}
+    # stdout written at exit (a user's default) or at once; status writes through rich
+    for command, unbuffered in (("export", ""), ("export", "1"), ("status", "")):
+        env["PYTHONUNBUFFERED"] = unbuffered
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpo_lightning", command, "demo"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first byte (`| head -0`, `| true`)
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141
+        assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" note
 
 
 # --- the live display -------------------------------------------------------------------------

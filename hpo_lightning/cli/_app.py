@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return code
     except UserInputError as exc:
         print(f"hpo-lightning: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

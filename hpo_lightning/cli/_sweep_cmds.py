@@ -202,6 +202,18 @@ def _created(sweep: Any) -> int:
     return 0
 
 
+def _console(**options: Any) -> Any:
+    """A rich Console whose closed pipe (``status x | head``) reaches the command line's
+    BrokenPipeError handling (exit 141, quiet) instead of rich's own exit 1."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return PipeConsole(**options)
+
+
 def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
     store, sweep = find_sweep(args)
     return store, sweep, store.get_trials(sweep.id)
@@ -245,7 +257,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 where,
                 note,
             )
-        console = Console(width=max(120, Console().width))
+        console = _console(width=max(120, Console().width))
         console.print(table)
         lost = sum(1 for state in shown if state.startswith("lost?"))
         requeued = s["interrupted"] + s["lost"]
