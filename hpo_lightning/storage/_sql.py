@@ -259,6 +259,29 @@ class SQLStorage(Storage):
             )
         )
 
+    def delete_sweep(self, sweep_id: int) -> int:
+        def body(cur: Any) -> int:
+            self._lock_sweep(cur, sweep_id)  # PostgreSQL: wait for a claim in progress
+            cur.execute("SELECT COUNT(*) FROM hpo_sweeps WHERE id = ?", (sweep_id,))
+            if not int(cur.fetchone()[0]):
+                raise StorageError(f"no sweep with id {sweep_id} in {self.url}")
+            # explicit deletes, child tables first: no reliance on ON DELETE CASCADE
+            cur.execute(
+                "DELETE FROM hpo_metrics WHERE trial_id IN "
+                "(SELECT id FROM hpo_trials WHERE sweep_id = ?)",
+                (sweep_id,),
+            )
+            cur.execute("DELETE FROM hpo_trials WHERE sweep_id = ?", (sweep_id,))
+            n_trials = int(cur.rowcount)
+            cur.execute("DELETE FROM hpo_sweeps WHERE id = ?", (sweep_id,))
+            return n_trials
+
+        deleted = self._transaction(body)
+        # cached curves are keyed by sweep id; a new sweep never reuses it, but be tidy
+        for key in [k for k in self.__dict__.get("_curve_cache", {}) if k[0] == sweep_id]:
+            del self.__dict__["_curve_cache"][key]
+        return deleted
+
     # --- trials ---------------------------------------------------------------------------
     def _claim_start(self, cur: Any, sweep_id: int) -> list[TrialRecord]:
         """Lock the sweep and read its trials: the first half of a claim (writes nothing)."""

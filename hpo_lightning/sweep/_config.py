@@ -335,16 +335,35 @@ def load_sweep_file(path: str | os.PathLike[str]) -> SweepConfig:
 
 
 def definition_diff(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Keys of the definition that differ (n_trials may change: it extends a sweep)."""
+    """The values of the definition that differ, as ``path: stored X, now Y`` with dotted
+    paths down to the leaves (``space.dropout.high: stored 0.5, now 0.6``); n_trials may
+    change (it extends a sweep), and an unset seed matches the stored one."""
     out = []
     for key in _DEFINITION_KEYS:
         # a store keeps definitions without passwords: compare them as it keeps them
         a, b = redact_tree(stored.get(key)), redact_tree(new.get(key))
         if key == "seed" and b is None:
             continue
-        if a != b:
-            out.append(f"{key}: stored {a!r}, now {b!r}")
+        out.extend(_leaf_diff(key, a, b))
     return out
+
+
+_MISSING = object()
+
+
+def _leaf_diff(path: str, a: Any, b: Any) -> list[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out: list[str] = []
+        for k in [*a, *(k for k in b if k not in a)]:
+            out.extend(_leaf_diff(f"{path}.{k}", a.get(k, _MISSING), b.get(k, _MISSING)))
+        return out
+    if a == b:
+        return []
+    if a is _MISSING:
+        return [f"{path}: not stored, now {b!r}"]
+    if b is _MISSING:
+        return [f"{path}: stored {a!r}, now absent"]
+    return [f"{path}: stored {a!r}, now {b!r}"]
 
 
 def check_same_definition(name: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> None:

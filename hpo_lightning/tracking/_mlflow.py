@@ -273,8 +273,34 @@ class MLflowTracker(Tracker):
         return runs.child(parent, trial.sweep, trial.number, trial.params)
 
     def _do_sweep(self, runs: MlflowRuns, name: str, definition: Mapping[str, Any]) -> None:
+        new = runs.find_parent(name) is None
         parent = runs.parent(name, definition)
         runs.client.update_run(parent, status="RUNNING")
+        if new and self._storage_arg is not None:
+            self._mirror_stored(runs, name, parent, self._storage_arg)
+
+    def _mirror_stored(
+        self, runs: MlflowRuns, name: str, parent: str, storage: str | os.PathLike[str] | Storage
+    ) -> None:
+        """A new parent run of a sweep that already has trials (``mlflow:`` added to a sweep
+        that ran without it): mirror the stored trials, as ``mlflow-sync`` does."""
+        from hpo_lightning.tracking._mlflow_sync import mirror_trials
+
+        given = isinstance(storage, Storage)
+        store = open_storage(storage, create=False)
+        try:
+            sweep = store.get_sweep(name)
+            trials = store.get_trials(sweep.id)
+            if trials:
+                report = mirror_trials(runs, store, sweep, parent, trials)
+                log.info(
+                    "MLflow: mirrored the %d stored trials of sweep '%s' into its new parent run",
+                    report.trials,
+                    name,
+                )
+        finally:
+            if not given:
+                store.close()
 
     def _do_trial(self, runs: MlflowRuns, trial: Trial) -> None:
         self._child(runs, trial)
@@ -300,7 +326,8 @@ class MLflowTracker(Tracker):
         parent = runs.parent(name)
         if self.artifacts:
             trials, mode = self._trials_for_artifacts(name)
-            log_sweep_artifacts(runs, parent, trials, mode)
+            monitor = self._definitions.get(name, {}).get("monitor")
+            log_sweep_artifacts(runs, parent, trials, mode, monitor=monitor, sweep=name)
         runs.client.set_terminated(parent, "FINISHED")
 
     def _mode(self, sweep: str) -> Mode:
@@ -338,7 +365,13 @@ class MLflowTracker(Tracker):
 
 
 def log_sweep_artifacts(
-    runs: MlflowRuns, parent: str, trials: list[TrialRecord], mode: Mode
+    runs: MlflowRuns,
+    parent: str,
+    trials: list[TrialRecord],
+    mode: Mode,
+    *,
+    monitor: str | None = None,
+    sweep: str | None = None,
 ) -> list[str]:
     """Write the trials table and plots to a temporary folder and log them on the parent."""
     from hpo_lightning.plots import plot_trials, write_trials_csv
@@ -346,7 +379,7 @@ def log_sweep_artifacts(
     with tempfile.TemporaryDirectory(prefix="hpo-mlflow-") as tmp:
         out = Path(tmp)
         files = [write_trials_csv(trials, out / "trials.csv")]
-        files += plot_trials(trials, mode, out / "plots")
+        files += plot_trials(trials, mode, out / "plots", monitor=monitor, sweep=sweep)
         for f in files:
             sub = "plots" if f.parent.name == "plots" else None
             runs.client.log_artifact(parent, str(f), sub)

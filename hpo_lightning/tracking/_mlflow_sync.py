@@ -117,11 +117,37 @@ def _sync(
     runs = MlflowRuns(tracking_uri, experiment_name)
     created = 0 if runs.find_parent(sweep_name) is not None else 1
     parent = runs.parent(sweep_name, sweep.definition)
-    known = set(runs.children(parent))
     trials = storage.get_trials(sweep.id)
-    metrics = states = 0
+    report = mirror_trials(runs, storage, sweep, parent, trials)
+    created += report.runs_created
+    metrics, states = report.metrics_logged, report.states_set
+    if artifacts:
+        monitor = sweep.definition.get("monitor")
+        log_sweep_artifacts(runs, parent, trials, sweep.mode, monitor=monitor, sweep=sweep_name)
+    finished = bool(trials) and all(t.state.is_finished for t in trials)
+    if finished and runs.client.get_run(parent).info.status != "FINISHED":
+        runs.client.set_terminated(parent, "FINISHED")
+    return SyncReport(parent, created, metrics, states, len(trials))
+
+
+def mirror_trials(
+    runs: MlflowRuns,
+    storage: Storage,
+    sweep: SweepRecord,
+    parent: str,
+    trials: list[TrialRecord] | None = None,
+) -> SyncReport:
+    """Give every stored trial of ``sweep`` its child run under ``parent`` (params, metrics by
+    epoch, final state) and the parent its best trial; what exists already is kept.
+
+    Also used by MLflowTracker when it creates the parent run of a sweep that already has
+    trials (``mlflow:`` added to a sweep run without it), so the parent is not left empty.
+    """
+    trials = storage.get_trials(sweep.id) if trials is None else trials
+    known = set(runs.children(parent))
+    created = metrics = states = 0
     for t in trials:
-        child = runs.child(parent, sweep_name, t.number, t.params)
+        child = runs.child(parent, sweep.name, t.number, t.params)
         created += t.number not in known
         metrics += _backfill_metrics(runs, storage, child, t)
         states += _backfill_state(runs, child, t)
@@ -129,11 +155,6 @@ def _sync(
     if best is not None and best.value is not None:
         child = runs.children(parent)[best.number]
         runs.update_best(parent, child, best.number, best.value, sweep.mode)
-    if artifacts:
-        log_sweep_artifacts(runs, parent, trials, sweep.mode)
-    finished = bool(trials) and all(t.state.is_finished for t in trials)
-    if finished and runs.client.get_run(parent).info.status != "FINISHED":
-        runs.client.set_terminated(parent, "FINISHED")
     return SyncReport(parent, created, metrics, states, len(trials))
 
 
