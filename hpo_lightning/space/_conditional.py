@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo_lightning._names import check_name
 from hpo_lightning.exceptions import InvalidSpaceError
 from hpo_lightning.space._domains import Categorical, Domain, Int, Scalar
 from hpo_lightning.space._parse import domain_from_dict
@@ -88,8 +89,7 @@ def flatten_space(
     conditions: dict[str, Condition] = {}
 
     def add(name: Any, raw: Any, inherited: Condition | None) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidSpaceError(f"parameter names must be non-empty strings, got {name!r}")
+        check_name("a parameter name", name, error=InvalidSpaceError)
         raw, own = _split(name, raw)
         if own is not None and inherited is not None:
             raise InvalidSpaceError(
