@@ -36,6 +36,7 @@ from hpo_lightning.schedulers import (
 from hpo_lightning.space import Categorical, Float, Int, SearchSpace
 from hpo_lightning.storage import Storage, open_storage
 from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
+from hpo_lightning.sweep._checkpoints import load_best
 from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
 from hpo_lightning.tuners import (
     AutoTuner,
@@ -98,6 +99,7 @@ __all__ = [
     "TunerObserver",
     "__version__",
     "exceptions",
+    "load_best",
     "make_scheduler",
     "make_tuner",
     "open_storage",

@@ -80,6 +80,8 @@ class _HPOCallbackImpl:
         trial: Trial | None = None,
         sweep: str = "default",
         stop: Any = None,
+        checkpoints: Any = None,
+        resume: str | None = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
@@ -104,6 +106,9 @@ class _HPOCallbackImpl:
         self.sweep = sweep
         self._fixed_trial = trial
         self._stop = stop  # a sweep's StopToken: a stop request ends the fit at an epoch end
+        self.checkpoints = checkpoints  # a CheckpointPolicy (the sweep's), or None
+        self.resume = resume  # the checkpoint this fit continues from (a resumed trial)
+        self._ckpt: Any = None
         self._bus = EventBus()
         if tracker is not None:
             self._bus.subscribe(tracker, critical=True)
@@ -170,6 +175,38 @@ class _HPOCallbackImpl:
         self._check_scheduler_budget(trainer)
         if self._stop is not None:
             self._stop.in_fit = True
+        if self.checkpoints is not None and self.trial is not None:
+            self._start_checkpoints(trainer, pl_module)
+
+    def _start_checkpoints(self, trainer: Any, pl_module: Any) -> None:
+        """Set up this trial's checkpoints; a resumed trial loads its latest one (on every
+        rank, before Lightning restores anything) and continues its stored curve."""
+        from hpo_lightning.sweep._checkpoints import TrialCheckpointer, remove_files
+
+        assert self.trial is not None
+        storage: Any = getattr(self.tracker, "storage", None) if trainer.is_global_zero else None
+        records: list[Any] = []
+        if storage is not None and self.trial.id is not None:
+            sweep_id = storage.get_sweep(self.trial.sweep).id
+            records = storage.get_checkpoints(sweep_id).get(self.trial.number, [])
+        self._ckpt = TrialCheckpointer(
+            self.checkpoints, storage=storage, mode=self.mode, records=records
+        )
+        if not self.resume:
+            return
+        resumed = self._ckpt.restore(trainer, pl_module, self.resume)
+        if storage is None or self.trial.id is None:
+            return
+        if not resumed:  # restart from epoch 0: what the trial stored before is trained again
+            storage.discard_epochs(self.trial.id, -1)
+            remove_files([r.path for r in records])
+            self._ckpt.records = []
+            return
+        last = max((r.epoch for r in records), default=-1)
+        for epoch, metrics in sorted(storage.get_metrics(self.trial.id).items()):
+            if epoch <= last and self.monitor in metrics:
+                self._record_value(epoch, metrics[self.monitor])
+        self.epochs = last + 1
 
     def _check_scheduler_budget(self, trainer: Any) -> None:
         """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
@@ -217,14 +254,7 @@ class _HPOCallbackImpl:
             raise self._missing_metric_error()
         self.epochs = epoch + 1
         if value is not None:
-            self.values.append(value)
-            self._curve[epoch] = value
-            self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
-            if math.isfinite(value) and (
-                math.isnan(self.best)
-                or (value < self.best if self.mode == "min" else value > self.best)
-            ):
-                self.best = value
+            self._record_value(epoch, value)
         if trainer.is_global_zero:
             metrics = scalar_metrics(raw)
             self._publish(EpochEnd(self.trial, epoch=epoch, metrics=metrics, value=value))
@@ -240,6 +270,18 @@ class _HPOCallbackImpl:
                 f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})"
             )
             trainer.should_stop = True
+        if self._ckpt is not None and verdict != _PRUNE:
+            self._ckpt.after_epoch(trainer, self.trial, epoch, value)
+
+    def _record_value(self, epoch: int, value: float) -> None:
+        """Add the monitored value of ``epoch`` to the trial's curve and best value."""
+        assert self.trial is not None
+        self.values.append(value)
+        self._curve[epoch] = value
+        self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
+        better = value < self.best if self.mode == "min" else value > self.best
+        if math.isfinite(value) and (math.isnan(self.best) or better):
+            self.best = value
 
     def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
         """Go on, prune or interrupt: decided on global rank 0 and broadcast to every rank, so

@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 
 from hpo_lightning.exceptions import InvalidStorageError
-from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
+from hpo_lightning.storage._base import (
+    CheckpointRecord,
+    Claim,
+    Storage,
+    SweepRecord,
+    TrialRecord,
+    worker_id,
+)
 from hpo_lightning.storage._sqlite import SQLiteStorage
 
 __all__ = [
+    "CheckpointRecord",
     "Claim",
     "SQLiteStorage",
     "Storage",

@@ -83,6 +83,7 @@ class Worker:
         self.stop_token = stop or StopToken()
         self.mirror_summary = mirror_summary
         self._objective = resolve_objective(config.objective, config.base_dir)
+        self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self.mlflow_tracker: Any = None
         self._started = time.monotonic()
@@ -173,6 +174,12 @@ class Worker:
         if cfg.retry_lost:
             for t in pending_requeue(trials):
                 losses = int(t.attrs.get("losses", 0)) + (t.state is TrialState.LOST)
+                if self.checkpoints is not None:  # resume the same trial from its checkpoint
+                    resumes = int(t.attrs.get("resumes", 0)) + 1
+                    attrs = {**t.attrs, **self._where(), "losses": losses, "resumes": resumes}
+                    reopened = claim.reopen_trial(t, attrs=attrs)
+                    if reopened is not None:
+                        return reopened
                 return claim.add_trial(
                     t.params,
                     tuner=t.tuner,
@@ -208,6 +215,26 @@ class Worker:
             time.sleep(0.05)
 
     # --- running trials ---------------------------------------------------------------------
+    def resume_path(self, number: int) -> str | None:
+        """The latest checkpoint of trial ``number`` (a reopened trial resumes from it)."""
+        if self.checkpoints is None:
+            return None
+        records = self.storage.get_checkpoints(self.record.id).get(number)
+        return records[-1].path if records else None
+
+    def settle_checkpoints(self) -> None:
+        """Apply ``keep`` to finished trials' checkpoints (a failure only logs a warning)."""
+        if self.checkpoints is None:
+            return
+        from hpo_lightning.sweep._checkpoints import settle_checkpoints
+
+        try:
+            settle_checkpoints(
+                self.storage, self.record.id, mode=self.config.mode, keep=self.checkpoints.keep
+            )
+        except Exception as exc:  # files left behind are no reason to stop the sweep
+            log.warning("could not clean up checkpoints: %s: %s", type(exc).__name__, exc)
+
     def callback(self, trial: Trial, *, joined: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
@@ -222,6 +249,8 @@ class Worker:
             trial=trial,
             sweep=self.config.name,
             stop=self.stop_token,
+            checkpoints=self.checkpoints,
+            resume=self.resume_path(trial.number),
         )
 
     def handle(self, rec: TrialRecord) -> TrialHandle:
@@ -273,6 +302,7 @@ class Worker:
         finally:
             self._heartbeat.remove(rec.id)
             reinstall(self.stop_token)  # Lightning ignores SIGINT after a Ctrl-C
+            self.settle_checkpoints()
 
     def _call(self, handle: TrialHandle) -> None:
         token = self.stop_token
@@ -350,6 +380,7 @@ class Worker:
             finally:
                 self._heartbeat.remove(nxt.id)
             self.finish_handle(handle, None)
+            self.settle_checkpoints()
 
     def run_joined(self, joined: JoinedTrial) -> StopReason:
         """Run rank 0's trial as rank ``joined.rank``: same params and trial; write nothing.
