@@ -161,6 +161,19 @@ def examples(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
 
 
+def _best_cmd(name: str, db: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "hpo_lightning",
+        "best",
+        name,
+        "--checkpoint",
+        "--storage",
+        str(db),
+    ]
+
+
 def _digits_sweep(tmp_path: Path, keep: str, **options: Any) -> hl.Sweep:
     return hl.Sweep(
         name=f"digits-{keep}",
@@ -201,6 +214,12 @@ def test_keep_best_leaves_one_checkpoint_that_reproduces_the_stored_metric(
         hits = sum(int((model(x).argmax(-1) == y).sum()) for x, y in data.val_dataloader())
     acc = hits / len(data.val_set)
     assert math.isclose(acc, result.best.value, abs_tol=1e-6)
+    shown = subprocess.run(
+        _best_cmd(sweep.name, tmp_path / "s.db"),
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0 and shown.stdout.strip() == path
     sweep.close()
 
 
@@ -215,7 +234,54 @@ def test_keep_last_and_none(tmp_path: Path, keep: str, files: int, examples: Non
     if files == 0:
         with pytest.raises(CheckpointNotFoundError, match="no checkpoint"):
             sweep.best_checkpoint()
+        shown = subprocess.run(
+            _best_cmd(sweep.name, tmp_path / "s.db"),
+            capture_output=True,
+            text=True,
+        )
+        assert shown.returncode == 2 and "has no checkpoint" in shown.stderr
     sweep.close()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning:mlflow.*", "ignore::UserWarning:alembic.*")
+def test_the_best_checkpoint_is_logged_to_the_best_trials_mlflow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # MLflow puts a sqlite:/// store's artifacts under ./mlruns
+    monkeypatch.syspath_prepend(str(TESTS))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = hl.run_sweep(
+        "sweep_objectives:lightning_resumable",
+        objective_args={"max_epochs": 2, "epoch_delay": 0.0},
+        name="ml",
+        space={"lr": hl.Float(0.01, 0.1, log=True)},
+        monitor="val_acc",
+        mode="max",
+        n_trials=2,
+        storage=str(tmp_path / "s.db"),
+        tuner="random",
+        seed=0,
+        checkpoints=True,
+        mlflow={"tracking_uri": uri, "experiment": "exp"},
+        base_dir=str(tmp_path),
+        progress="quiet",
+    )
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("exp")
+    runs = client.search_runs([exp.experiment_id])
+    logged = {
+        r.data.tags.get("hpo.trial_number"): [
+            a.path for a in client.list_artifacts(r.info.run_id, "checkpoint")
+        ]
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags
+    }
+    with_ckpt = {k: v for k, v in logged.items() if v}
+    assert len(with_ckpt) == 1, logged
+    ((trial, files),) = with_ckpt.items()
+    assert str(res.best.number) == trial and files[0].endswith(".ckpt")
 
 
 @pytest.mark.parametrize(

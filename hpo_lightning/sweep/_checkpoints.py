@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -110,6 +110,23 @@ def remove_files(paths: Sequence[str]) -> None:
             log.warning("could not delete checkpoint %s: %s", path, exc)
 
 
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local file with the checkpoint's bytes (the file itself when it is local)."""
+    if "://" not in path:
+        yield path
+        return
+    import tempfile
+
+    import fsspec
+
+    with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        with fsspec.open(path, "rb") as src, open(local, "wb") as dst:
+            dst.write(src.read())
+        yield local
+
+
 def _remove_empty(folder: str) -> None:
     with contextlib.suppress(OSError):
         os.rmdir(folder)  # only succeeds when empty
@@ -177,12 +194,18 @@ def _best_trial(trials: Any, ckpts: Mapping[int, Any], mode: Mode) -> int | None
 
 def best_checkpoint(storage: Any, sweep_id: int, *, mode: Mode) -> str | None:
     """The path of the best complete trial's checkpoint (its best epoch), or None."""
+    found = best_checkpoint_of(storage, sweep_id, mode=mode)
+    return None if found is None else found[1]
+
+
+def best_checkpoint_of(storage: Any, sweep_id: int, *, mode: Mode) -> tuple[int, str] | None:
+    """``(trial number, path)`` of the best complete trial's checkpoint, or None."""
     trials = storage.get_trials(sweep_id)
     ckpts = storage.get_checkpoints(sweep_id)
     number = _best_trial(trials, ckpts, mode)
     if number is None:
         return None
-    return str(best_epoch(ckpts[number], mode).path)
+    return number, str(best_epoch(ckpts[number], mode).path)
 
 
 class TrialCheckpointer:
