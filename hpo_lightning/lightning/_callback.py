@@ -31,13 +31,13 @@ from hpo_lightning.events import (
 )
 from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
 from hpo_lightning.lightning._compat import broadcast, callback_bases
-from hpo_lightning.schedulers import Decision, LearningCurve, Scheduler, make_scheduler
+from hpo_lightning.schedulers import Decision, Exploit, LearningCurve, Scheduler, make_scheduler
 
 log = logging.getLogger("hpo_lightning")
 # (id(scheduler), its max_epochs, the Trainer's) already warned about, see _check_scheduler_budget
 _BUDGET_WARNED: set[tuple[int, int, int]] = set()
 # what rank 0 tells every rank after an epoch
-_GO_ON, _PRUNE, _INTERRUPT = 0, 1, 2
+_GO_ON, _PRUNE, _INTERRUPT, _EXPLOIT = 0, 1, 2, 3
 
 
 def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -82,6 +82,7 @@ class _HPOCallbackImpl:
         stop: Any = None,
         checkpoints: Any = None,
         resume: str | None = None,
+        explored: bool = False,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
@@ -108,7 +109,9 @@ class _HPOCallbackImpl:
         self._stop = stop  # a sweep's StopToken: a stop request ends the fit at an epoch end
         self.checkpoints = checkpoints  # a CheckpointPolicy (the sweep's), or None
         self.resume = resume  # the checkpoint this fit continues from (a resumed trial)
+        self.explored = explored  # resume holds a PBT donor's weights; params were explored
         self._ckpt: Any = None
+        self.exploit: Exploit | None = None  # set when a PBT step ended the fit
         self._bus = EventBus()
         if tracker is not None:
             self._bus.subscribe(tracker, critical=True)
@@ -131,6 +134,7 @@ class _HPOCallbackImpl:
         self._seen_keys: set[str] = set()
         self._curve: dict[int, float] = {}
         self._sweep_id: int | None = None
+        self.exploit = None
 
     @property
     def finished(self) -> bool:
@@ -190,11 +194,15 @@ class _HPOCallbackImpl:
             sweep_id = storage.get_sweep(self.trial.sweep).id
             records = storage.get_checkpoints(sweep_id).get(self.trial.number, [])
         self._ckpt = TrialCheckpointer(
-            self.checkpoints, storage=storage, mode=self.mode, records=records
+            self.checkpoints,
+            storage=storage,
+            mode=self.mode,
+            records=records,
+            retain=getattr(self.scheduler, "keeps_checkpoint", None),
         )
         if not self.resume:
             return
-        resumed = self._ckpt.restore(trainer, pl_module, self.resume)
+        resumed = self._ckpt.restore(trainer, pl_module, self.resume, explored=self.explored)
         if storage is None or self.trial.id is None:
             return
         if not resumed:  # restart from epoch 0: what the trial stored before is trained again
@@ -270,7 +278,9 @@ class _HPOCallbackImpl:
                 f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})"
             )
             trainer.should_stop = True
-        if self._ckpt is not None and verdict != _PRUNE:
+        elif verdict == _EXPLOIT:  # the worker continues the trial from the donor's weights
+            trainer.should_stop = True
+        if self._ckpt is not None and verdict not in (_PRUNE, _EXPLOIT):
             self._ckpt.after_epoch(trainer, self.trial, epoch, value)
 
     def _record_value(self, epoch: int, value: float) -> None:
@@ -291,13 +301,28 @@ class _HPOCallbackImpl:
             return _GO_ON
         verdict = _GO_ON
         if trainer.is_global_zero:
+            decision = self._decide(epoch) if deciding else Decision.CONTINUE
             if self._stop is not None and self._stop.requested:
                 verdict = _INTERRUPT
-            elif deciding and self._decide(epoch) is Decision.STOP:
+            elif decision is Decision.STOP:
                 verdict = _PRUNE
+            elif isinstance(decision, Exploit) and self._can_exploit(trainer, decision):
+                self.exploit, verdict = decision, _EXPLOIT
         return int(broadcast(trainer, verdict))  # every rank must take part
 
-    def _decide(self, epoch: int) -> Decision:
+    def _can_exploit(self, trainer: Any, step: Exploit) -> bool:
+        """Whether an epoch is left to train and the donor's checkpoint of that epoch is
+        recorded (else the trial goes on)."""
+        storage: Any = getattr(self._ckpt, "storage", None)
+        last = getattr(trainer, "max_epochs", None)
+        if storage is None or self.trial is None or (last and 0 < last <= step.epoch + 1):
+            return False
+        if self._sweep_id is None:
+            self._sweep_id = storage.get_sweep(self.trial.sweep).id
+        records = storage.get_checkpoints(self._sweep_id).get(step.donor, [])
+        return any(r.epoch == step.epoch for r in records)
+
+    def _decide(self, epoch: int) -> Decision | Exploit:
         """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""
         assert self.trial is not None and self.scheduler is not None
         try:
@@ -306,7 +331,8 @@ class _HPOCallbackImpl:
             others = [
                 self._as_curve(n, c) for n, c in self._other_curves().items() if n != number and c
             ]
-            return Decision(self.scheduler.decide(curve, others, mode=self.mode))
+            decision = self.scheduler.decide(curve, others, mode=self.mode)
+            return decision if isinstance(decision, Exploit) else Decision(decision)
         except Exception as exc:  # a failing scheduler or store must not end the fit
             log.warning(
                 "the scheduler could not decide at epoch %d, the trial goes on: %s: %s",
@@ -344,13 +370,13 @@ class _HPOCallbackImpl:
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._stop is not None:
             self._stop.in_fit = False
-        if self.trial is None or self._finished:
-            return
+        if self.trial is None or self._finished or self.exploit is not None:
+            return  # (an exploiting trial stays RUNNING: its worker continues it)
         if self.interrupted:
             self._finish(trainer, TrialState.INTERRUPTED, math.nan, self.message)
             return
-        if self.monitor not in self._seen_keys and self.epochs > 0:
-            raise self._missing_metric_error()
+        if self.monitor not in self._seen_keys and self.epochs > 0 and not self.values:
+            raise self._missing_metric_error()  # (a resumed trial may have no epoch left)
         last = self.values[-1] if self.values else math.nan
         state = TrialState.PRUNED if self.state is TrialState.PRUNED else TrialState.COMPLETE
         message = self.message

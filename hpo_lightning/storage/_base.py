@@ -250,6 +250,10 @@ class Storage(ABC):
         """Forget the checkpoints of a trial at ``epochs`` (the caller deletes the files)."""
         raise StorageError(f"{type(self).__name__} does not record checkpoints")
 
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Replace a running trial's attrs (e.g. its PBT lineage)."""
+        raise StorageError(f"{type(self).__name__} does not record checkpoints")
+
     def discard_epochs(self, trial_id: int, after: int) -> None:
         """Drop a running trial's metrics and checkpoint records of epochs after ``after``."""
         raise StorageError(f"{type(self).__name__} does not record checkpoints")

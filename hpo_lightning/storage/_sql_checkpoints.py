@@ -79,6 +79,15 @@ class CheckpointSQL:
                 )
             )
 
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Replace a running trial's attrs (e.g. its PBT lineage)."""
+        self._transaction(
+            lambda cur: cur.execute(
+                "UPDATE hpo_trials SET attrs = ? WHERE id = ? AND state = ?",
+                (dumps(dict(attrs)), trial_id, TrialState.RUNNING.value),
+            )
+        )
+
     def discard_epochs(self, trial_id: int, after: int) -> None:
         """Drop a running trial's metrics and checkpoint records of epochs after ``after``
         (a resume that had to restart: its epochs are trained again)."""

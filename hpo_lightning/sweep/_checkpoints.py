@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,9 +150,17 @@ def best_epoch(records: Sequence[Any], mode: Mode) -> Any:
     return best
 
 
-def settle_checkpoints(storage: Any, sweep_id: int, *, mode: Mode, keep: Keep) -> int:
+def settle_checkpoints(
+    storage: Any,
+    sweep_id: int,
+    *,
+    mode: Mode,
+    keep: Keep,
+    retain: Callable[[int], bool] | None = None,
+) -> int:
     """Apply ``keep`` to the sweep's finished trials; return how many files were deleted.
 
+    ``retain(epoch)`` keeps those epochs' files too (PBT donors, until the sweep ends).
     Safe to run from several workers at once: a finished trial that is not the sweep's best now
     can never become it (values of finished trials do not change), so deletions only ever
     concern files nobody will ask for. Requeued trials keep their files (they resume from them).
@@ -174,6 +182,8 @@ def settle_checkpoints(storage: Any, sweep_id: int, *, mode: Mode, keep: Keep) -
             doomed.extend(r for r in records if r is not chosen)
         else:
             doomed.extend(records)
+    if retain is not None:
+        doomed = [r for r in doomed if not retain(r.epoch)]
     for rec in doomed:
         remove_files([rec.path])
         storage.delete_checkpoints(rec.trial_id, [rec.epoch])
@@ -222,22 +232,38 @@ class TrialCheckpointer:
         storage: Any,
         mode: Mode,
         records: Sequence[Any] = (),
+        retain: Callable[[int], bool] | None = None,
     ) -> None:
         self.policy = policy
         self.storage = storage
         self.mode = mode
         self.records: list[Any] = list(records)
+        self.retain = retain  # epochs whose checkpoint stays while the sweep runs (PBT donors)
 
-    def restore(self, trainer: Any, pl_module: Any, path: str) -> bool:
+    def restore(self, trainer: Any, pl_module: Any, path: str, *, explored: bool = False) -> bool:
         """Load ``path`` into the model, optimizers, schedulers and loops, as
-        ``trainer.fit(ckpt_path=path)`` would; False (and a warning) when it cannot be read."""
+        ``trainer.fit(ckpt_path=path)`` would; False (and a warning) when it cannot be read.
+
+        ``explored``: the file is a PBT donor's and the params were explored, so the optimizers
+        keep the hyper-parameters they were built with (lr, weight_decay...) and the learning
+        rate schedulers start anew.
+        """
         try:
             # our own file (written by this sweep), holding optimizer and loop state
             ckpt = trainer.strategy.load_checkpoint(path, weights_only=False)
             trainer.strategy.load_model_state_dict(ckpt)
             pl_module.on_load_checkpoint(ckpt)
+            fresh = [
+                [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                for opt in trainer.optimizers
+            ]
             trainer.strategy.load_optimizer_state_dict(ckpt)
-            for config, state in zip(trainer.lr_scheduler_configs, ckpt.get("lr_schedulers", [])):
+            if explored:
+                for opt, groups in zip(trainer.optimizers, fresh):
+                    for group, hparams in zip(opt.param_groups, groups):
+                        group.update(hparams)
+            schedulers = [] if explored else ckpt.get("lr_schedulers", [])
+            for config, state in zip(trainer.lr_scheduler_configs, schedulers):
                 config.scheduler.load_state_dict(state)
             plugin = trainer.precision_plugin
             if type(plugin).__qualname__ in ckpt:
@@ -268,6 +294,8 @@ class TrialCheckpointer:
         self.records = [r for r in self.records if r.epoch != epoch]
         self.records.append(CheckpointRecord(trial.id, epoch, path, value))
         keep = {id(self.records[-1]), id(best_epoch(self.records, self.mode))}
+        if self.retain is not None:
+            keep |= {id(r) for r in self.records if self.retain(r.epoch)}
         stale = [r for r in self.records if id(r) not in keep]
         if stale:
             self.storage.delete_checkpoints(trial.id, [r.epoch for r in stale])

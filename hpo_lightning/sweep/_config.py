@@ -122,7 +122,8 @@ class SweepConfig:
         """The sweep's CheckpointPolicy (its folder resolved), or None without checkpoints.
 
         The default folder is ``<store>.checkpoints/<name>`` next to a SQLite store file, else
-        ``hpo_checkpoints/<name>`` in the sweep file's folder.
+        ``hpo_checkpoints/<name>`` in the sweep file's folder. A PBT sweep without a
+        ``checkpoints`` section gets the defaults.
         """
         from hpo_lightning.sweep._checkpoints import policy_from
 
@@ -132,7 +133,10 @@ class SweepConfig:
         else:
             path = os.path.abspath(location.removeprefix("sqlite:///"))
             default = os.path.join(os.path.splitext(path)[0] + ".checkpoints", self.name)
-        return policy_from(self.checkpoints, default_dir=default)
+        section = self.checkpoints
+        if section is None and (self.scheduler or {}).get("name") == "pbt":
+            section = True  # PBT moves trials through checkpoints: on by default
+        return policy_from(section, default_dir=default)
 
     def storage_location(self) -> str:
         if self.storage:

@@ -222,20 +222,29 @@ class Worker:
         records = self.storage.get_checkpoints(self.record.id).get(number)
         return records[-1].path if records else None
 
-    def settle_checkpoints(self) -> None:
-        """Apply ``keep`` to finished trials' checkpoints (a failure only logs a warning)."""
+    def settle_checkpoints(self, *, final: bool = False) -> None:
+        """Apply ``keep`` to finished trials' checkpoints (a failure only logs a warning).
+
+        Until the sweep is over (``final``), checkpoints a scheduler may still copy (PBT
+        donors) stay.
+        """
         if self.checkpoints is None:
             return
         from hpo_lightning.sweep._checkpoints import settle_checkpoints
 
+        retain = None if final else getattr(self.scheduler, "keeps_checkpoint", None)
         try:
             settle_checkpoints(
-                self.storage, self.record.id, mode=self.config.mode, keep=self.checkpoints.keep
+                self.storage,
+                self.record.id,
+                mode=self.config.mode,
+                keep=self.checkpoints.keep,
+                retain=retain,
             )
         except Exception as exc:  # files left behind are no reason to stop the sweep
             log.warning("could not clean up checkpoints: %s: %s", type(exc).__name__, exc)
 
-    def callback(self, trial: Trial, *, joined: bool = False) -> Any:
+    def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
 
@@ -251,15 +260,17 @@ class Worker:
             stop=self.stop_token,
             checkpoints=self.checkpoints,
             resume=self.resume_path(trial.number),
+            explored=explored,
         )
 
-    def handle(self, rec: TrialRecord) -> TrialHandle:
-        """The handle of a claimed trial: its params and a callback bound to it."""
+    def handle(self, rec: TrialRecord, *, explored: bool = False) -> TrialHandle:
+        """The handle of a claimed trial: its params and a callback bound to it (``explored``:
+        it continues from a PBT donor's checkpoint with explored params)."""
         trial = Trial(sweep=self.config.name, number=rec.number, params=dict(rec.params), id=rec.id)
         return TrialHandle(
             self.config.name,
             rec,
-            self.callback(trial),
+            self.callback(trial, explored=explored),
             self._bus,
             monitor=self.config.monitor,
             mlflow_tracker=self.mlflow_tracker,
@@ -308,10 +319,17 @@ class Worker:
         token = self.stop_token
         token.in_objective = True
         try:
-            with rank_zero_trial(self.config.name, handle.record.id, handle.number, handle.params):
-                returned = self._objective(
-                    dict(handle.params), handle.callback, **dict(self.config.objective_args)
-                )
+            while True:
+                with rank_zero_trial(
+                    self.config.name, handle.record.id, handle.number, handle.params
+                ):
+                    returned = self._objective(
+                        dict(handle.params), handle.callback, **dict(self.config.objective_args)
+                    )
+                continued = self._continued(handle)
+                if continued is None:
+                    break
+                handle = continued
         except (KeyboardInterrupt, SystemExit) as exc:
             if not token.requested:
                 # Ctrl-C outside our handler (e.g. SIGINT was ignored, then raised by hand)
@@ -333,6 +351,30 @@ class Worker:
         finally:
             token.in_objective = False
 
+    def _continued(self, handle: TrialHandle) -> TrialHandle | None:
+        """After a fit that a PBT step ended: the same trial with the donor's weights and
+        explored params (see _exploit.py); None when the trial is over."""
+        step = getattr(handle.callback, "exploit", None)
+        if step is None or self.checkpoints is None:
+            return None
+        if self.stop_token.requested:
+            self.interrupt(handle)
+            return None
+        from hpo_lightning.sweep._exploit import apply_exploit
+
+        rec = apply_exploit(
+            self.storage,
+            self.record.id,
+            handle.record,
+            step,
+            policy=self.checkpoints,
+            scheduler=self.scheduler,
+            space=SearchSpace.from_dict(self.config.space),
+            monitor=self.config.monitor,
+            attrs=handle.record.attrs,
+        )
+        return self.handle(rec, explored=True)
+
     @staticmethod
     def _fail(handle: TrialHandle, message: str, kind: FailureKind) -> None:
         handle.finish(TrialState.FAILED, math.nan, message, failure=kind)
@@ -348,6 +390,8 @@ class Worker:
         while True:
             nxt = self.next_trial(limit)
             if isinstance(nxt, StopReason):
+                if nxt in (StopReason.DONE, StopReason.EXHAUSTED):
+                    self.settle_checkpoints(final=True)
                 return nxt
             self.run_one(nxt)
             if on_trial is not None:
