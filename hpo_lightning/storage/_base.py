@@ -99,8 +99,10 @@ class Claim:
 
         Its metrics and checkpoints after that checkpoint's epoch are dropped (the resumed fit
         trains those epochs again), ``epochs`` becomes the checkpoint's epoch + 1 and ``attrs``
-        replace the stored ones. Returns None (changing nothing) when the trial has no
-        checkpoint or the store cannot reopen trials; the caller then adds a new trial.
+        replace the stored ones (plus ``resumed_epochs``: that epoch count, by which the next
+        reopen tells whether the trial made progress). Returns None (changing nothing) when
+        the trial has no checkpoint or the store cannot reopen trials; the caller then adds a
+        new trial.
         """
         if self._reopen is None or not trial.state.requeued:
             return None

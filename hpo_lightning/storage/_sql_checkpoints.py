@@ -42,7 +42,7 @@ def reopen_trial(
             worker_id(),
             now,
             epoch + 1,
-            dumps(dict(attrs)),
+            dumps({**attrs, "resumed_epochs": epoch + 1}),
             trial.id,
             trial.state.value,
         ),

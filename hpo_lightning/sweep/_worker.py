@@ -174,10 +174,8 @@ class Worker:
         if cfg.retry_lost:
             for t in pending_requeue(trials):
                 losses = int(t.attrs.get("losses", 0)) + (t.state is TrialState.LOST)
-                if self.checkpoints is not None:  # resume the same trial from its checkpoint
-                    resumes = int(t.attrs.get("resumes", 0)) + 1
-                    attrs = {**t.attrs, **self._where(), "losses": losses, "resumes": resumes}
-                    reopened = claim.reopen_trial(t, attrs=attrs)
+                if self.checkpoints is not None:
+                    reopened = self._reopen(claim, t, losses)
                     if reopened is not None:
                         return reopened
                 return claim.add_trial(
@@ -190,6 +188,23 @@ class Worker:
         if params is None:
             return _Wait.WAIT if s["running"] else StopReason.EXHAUSTED
         return claim.add_trial(params, tuner=self.tuner.name, attrs=self._where())
+
+    def _reopen(self, claim: Claim, t: TrialRecord, losses: int) -> TrialRecord | None:
+        """Resume requeued trial ``t`` from its checkpoint (None: it has none).
+
+        A trial that trained an epoch since it was last resumed made progress: its losses start
+        again from 0, so a trial preempted many times keeps resuming, while one that dies twice
+        without progress still fails as CRASHED.
+        """
+        if t.epochs > int(t.attrs.get("resumed_epochs", 0)):
+            losses = 0
+        attrs = {
+            **t.attrs,
+            **self._where(),
+            "losses": losses,
+            "resumes": int(t.attrs.get("resumes", 0)) + 1,
+        }
+        return claim.reopen_trial(t, attrs=attrs)  # (the store adds resumed_epochs)
 
     @staticmethod
     def _where() -> dict[str, Any]:
