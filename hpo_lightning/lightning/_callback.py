@@ -30,6 +30,7 @@ from hpo_lightning.events import (
     TunerObserver,
 )
 from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
+from hpo_lightning.lightning._checkpointing import CheckpointHooks
 from hpo_lightning.lightning._compat import broadcast, callback_bases
 from hpo_lightning.schedulers import Decision, Exploit, LearningCurve, Scheduler, make_scheduler
 
@@ -65,7 +66,7 @@ def check_scheduler(scheduler: Any) -> Scheduler | None:
     )
 
 
-class _HPOCallbackImpl:
+class _HPOCallbackImpl(CheckpointHooks):
     """Implementation of :class:`HPOCallback`; see its docstring."""
 
     def __init__(
@@ -182,40 +183,6 @@ class _HPOCallbackImpl:
         if self.checkpoints is not None and self.trial is not None:
             self._start_checkpoints(trainer, pl_module)
 
-    def _start_checkpoints(self, trainer: Any, pl_module: Any) -> None:
-        """Set up this trial's checkpoints; a resumed trial loads its latest one (on every
-        rank, before Lightning restores anything) and continues its stored curve."""
-        from hpo_lightning.sweep._checkpoints import TrialCheckpointer, remove_files
-
-        assert self.trial is not None
-        storage: Any = getattr(self.tracker, "storage", None) if trainer.is_global_zero else None
-        records: list[Any] = []
-        if storage is not None and self.trial.id is not None:
-            sweep_id = storage.get_sweep(self.trial.sweep).id
-            records = storage.get_checkpoints(sweep_id).get(self.trial.number, [])
-        self._ckpt = TrialCheckpointer(
-            self.checkpoints,
-            storage=storage,
-            mode=self.mode,
-            records=records,
-            retain=getattr(self.scheduler, "keeps_checkpoint", None),
-        )
-        if not self.resume:
-            return
-        resumed = self._ckpt.restore(trainer, pl_module, self.resume, explored=self.explored)
-        if storage is None or self.trial.id is None:
-            return
-        if not resumed:  # restart from epoch 0: what the trial stored before is trained again
-            storage.discard_epochs(self.trial.id, -1)
-            remove_files([r.path for r in records])
-            self._ckpt.records = []
-            return
-        last = max((r.epoch for r in records), default=-1)
-        for epoch, metrics in sorted(storage.get_metrics(self.trial.id).items()):
-            if epoch <= last and self.monitor in metrics:
-                self._record_value(epoch, metrics[self.monitor])
-        self.epochs = last + 1
-
     def _check_scheduler_budget(self, trainer: Any) -> None:
         """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
         another ``max_epochs`` than the Trainer's: its rungs (and Hyperband's brackets) are
@@ -309,18 +276,6 @@ class _HPOCallbackImpl:
             elif isinstance(decision, Exploit) and self._can_exploit(trainer, decision):
                 self.exploit, verdict = decision, _EXPLOIT
         return int(broadcast(trainer, verdict))  # every rank must take part
-
-    def _can_exploit(self, trainer: Any, step: Exploit) -> bool:
-        """Whether an epoch is left to train and the donor's checkpoint of that epoch is
-        recorded (else the trial goes on)."""
-        storage: Any = getattr(self._ckpt, "storage", None)
-        last = getattr(trainer, "max_epochs", None)
-        if storage is None or self.trial is None or (last and 0 < last <= step.epoch + 1):
-            return False
-        if self._sweep_id is None:
-            self._sweep_id = storage.get_sweep(self.trial.sweep).id
-        records = storage.get_checkpoints(self._sweep_id).get(step.donor, [])
-        return any(r.epoch == step.epoch for r in records)
 
     def _decide(self, epoch: int) -> Decision | Exploit:
         """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""

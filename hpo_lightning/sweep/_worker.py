@@ -35,6 +35,7 @@ from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
 from hpo_lightning.sweep._result import StopReason, failures, pending_requeue
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
+from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
 
@@ -45,7 +46,7 @@ class _Wait(enum.Enum):
     WAIT = "wait"  # trials in flight may still fail or be requeued: wait for a free slot
 
 
-class Worker:
+class Worker(CheckpointingWorker):
     """Runs a sweep's trials in this process until the sweep is done or a stop is requested.
 
     Args:
@@ -189,23 +190,6 @@ class Worker:
             return _Wait.WAIT if s["running"] else StopReason.EXHAUSTED
         return claim.add_trial(params, tuner=self.tuner.name, attrs=self._where())
 
-    def _reopen(self, claim: Claim, t: TrialRecord, losses: int) -> TrialRecord | None:
-        """Resume requeued trial ``t`` from its checkpoint (None: it has none).
-
-        A trial that trained an epoch since it was last resumed made progress: its losses start
-        again from 0, so a trial preempted many times keeps resuming, while one that dies twice
-        without progress still fails as CRASHED.
-        """
-        if t.epochs > int(t.attrs.get("resumed_epochs", 0)):
-            losses = 0
-        attrs = {
-            **t.attrs,
-            **self._where(),
-            "losses": losses,
-            "resumes": int(t.attrs.get("resumes", 0)) + 1,
-        }
-        return claim.reopen_trial(t, attrs=attrs)  # (the store adds resumed_epochs)
-
     @staticmethod
     def _where() -> dict[str, Any]:
         """Where this worker runs trials: host and devices (shown by ``status``)."""
@@ -230,35 +214,6 @@ class Worker:
             time.sleep(0.05)
 
     # --- running trials ---------------------------------------------------------------------
-    def resume_path(self, number: int) -> str | None:
-        """The latest checkpoint of trial ``number`` (a reopened trial resumes from it)."""
-        if self.checkpoints is None:
-            return None
-        records = self.storage.get_checkpoints(self.record.id).get(number)
-        return records[-1].path if records else None
-
-    def settle_checkpoints(self, *, final: bool = False) -> None:
-        """Apply ``keep`` to finished trials' checkpoints (a failure only logs a warning).
-
-        Until the sweep is over (``final``), checkpoints a scheduler may still copy (PBT
-        donors) stay.
-        """
-        if self.checkpoints is None:
-            return
-        from hpo_lightning.sweep._checkpoints import settle_checkpoints
-
-        retain = None if final else getattr(self.scheduler, "keeps_checkpoint", None)
-        try:
-            settle_checkpoints(
-                self.storage,
-                self.record.id,
-                mode=self.config.mode,
-                keep=self.checkpoints.keep,
-                retain=retain,
-            )
-        except Exception as exc:  # files left behind are no reason to stop the sweep
-            log.warning("could not clean up checkpoints: %s: %s", type(exc).__name__, exc)
-
     def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
@@ -365,30 +320,6 @@ class Worker:
             self.finish_handle(handle, returned)
         finally:
             token.in_objective = False
-
-    def _continued(self, handle: TrialHandle) -> TrialHandle | None:
-        """After a fit that a PBT step ended: the same trial with the donor's weights and
-        explored params (see _exploit.py); None when the trial is over."""
-        step = getattr(handle.callback, "exploit", None)
-        if step is None or self.checkpoints is None:
-            return None
-        if self.stop_token.requested:
-            self.interrupt(handle)
-            return None
-        from hpo_lightning.sweep._exploit import apply_exploit
-
-        rec = apply_exploit(
-            self.storage,
-            self.record.id,
-            handle.record,
-            step,
-            policy=self.checkpoints,
-            scheduler=self.scheduler,
-            space=SearchSpace.from_dict(self.config.space),
-            monitor=self.config.monitor,
-            attrs=handle.record.attrs,
-        )
-        return self.handle(rec, explored=True)
 
     @staticmethod
     def _fail(handle: TrialHandle, message: str, kind: FailureKind) -> None:
