@@ -133,3 +133,39 @@ def test_pbt_population_of_8_digits_mlps_records_lineage_and_is_seeded(
     assert [(t.params, t.value, t.attrs.get("lineage")) for t in first] == [
         (t.params, t.value, t.attrs.get("lineage")) for t in second
     ]
+
+
+@pytest.mark.slow
+def test_pbt_in_your_own_loop_brings_a_continued_trial_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = Path(__file__).parent
+    monkeypatch.syspath_prepend(str(tests))
+    import sweep_objectives as objs
+
+    sweep = hl.Sweep(
+        name="loop",
+        objective="sweep_objectives:lightning_resumable",
+        space={"lr": hl.Float(1e-3, 0.5, log=True)},
+        monitor="val_acc",
+        mode="max",
+        n_trials=3,
+        seed=0,
+        tuner="random",
+        scheduler={"name": "pbt", "population": 3, "interval": 1, "quantile": 0.34},
+        storage=str(tmp_path / "s.db"),
+        base_dir=str(tmp_path),
+    )
+    seen = []
+    for trial in sweep:
+        seen.append((trial.number, dict(trial.params)))
+        objs.lightning_resumable(trial.params, trial.callback, max_epochs=4, epoch_delay=0.0)
+    numbers = [n for n, _ in seen]
+    assert len(numbers) > len(set(numbers)), seen  # a continued trial came again
+    trials = {t.number: t for t in sweep.trials()}
+    assert all(t.state is hl.TrialState.COMPLETE and t.epochs == 4 for t in trials.values())
+    for number in sorted(set(numbers)):
+        given = [p for n, p in seen if n == number]
+        lineage = trials[number].attrs.get("lineage", [])
+        assert given == [trials[number].params] + [s["params"] for s in lineage]
+    sweep.close()

@@ -344,7 +344,10 @@ class Worker(CheckpointingWorker):
                 on_trial()
 
     def trials(self) -> Iterator[TrialHandle]:
-        """Yield trials for a loop you write; each is finished when the loop moves on."""
+        """Yield trials for a loop you write; each is finished when the loop moves on.
+
+        A trial that a PBT step continues comes again (same number, explored params).
+        """
         self._setup()
         while True:
             nxt = self.next_trial()
@@ -352,25 +355,32 @@ class Worker(CheckpointingWorker):
                 return
             self._heartbeat.add(nxt.id)
             try:
-                handle = self.handle(nxt)
+                handle: TrialHandle | None = self.handle(nxt)
             except BaseException:
                 self._heartbeat.remove(nxt.id)
                 raise
             try:
-                with rank_zero_trial(self.config.name, nxt.id, nxt.number, handle.params):
-                    yield handle
-            except GeneratorExit:
-                self.stop_token.request(reason="the loop stopped during this trial")
-                self.interrupt(handle)
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                self.stop_token.request(reason="stopped by Ctrl-C (SIGINT)")
-                self.interrupt(handle)
-                raise
+                while handle is not None:
+                    yield from self._yield_one(handle)
+                    last, handle = handle, self._continued(handle)
             finally:
                 self._heartbeat.remove(nxt.id)
-            self.finish_handle(handle, None)
+            self.finish_handle(last, None)
             self.settle_checkpoints()
+
+    def _yield_one(self, handle: TrialHandle) -> Iterator[TrialHandle]:
+        rec = handle.record
+        try:
+            with rank_zero_trial(self.config.name, rec.id, rec.number, handle.params):
+                yield handle
+        except GeneratorExit:
+            self.stop_token.request(reason="the loop stopped during this trial")
+            self.interrupt(handle)
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            self.stop_token.request(reason="stopped by Ctrl-C (SIGINT)")
+            self.interrupt(handle)
+            raise
 
     def run_joined(self, joined: JoinedTrial) -> StopReason:
         """Run rank 0's trial as rank ``joined.rank``: same params and trial; write nothing.
