@@ -353,9 +353,7 @@ class _HPOCallbackImpl(CheckpointHooks):
             stop.in_fit = False
         if self.trial is None or self._finished:
             return
-        if (stop is not None and stop.requested) or (
-            stop is None and isinstance(exception, KeyboardInterrupt)
-        ):
+        if isinstance(exception, KeyboardInterrupt) or (stop is not None and stop.requested):
             # Ctrl-C or SIGTERM (Lightning raises its own SIGTERMException): requeued
             self.interrupted = True
             message = stop.message() if stop is not None else "interrupted: Ctrl-C"

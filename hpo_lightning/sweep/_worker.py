@@ -360,10 +360,12 @@ class Worker(CheckpointingWorker):
                 self._heartbeat.remove(nxt.id)
                 raise
             try:
+                self.stop_token.in_objective = True  # the loop's body is the objective
                 while handle is not None:
                     yield from self._yield_one(handle)
                     last, handle = handle, self._continued(handle)
             finally:
+                self.stop_token.in_objective = False
                 self._heartbeat.remove(nxt.id)
             self.finish_handle(last, None)
             self.settle_checkpoints()
