@@ -22,8 +22,9 @@ import pytest
 
 import hpo_lightning as hl
 from hpo_lightning import TrialState
+from hpo_lightning._trial import FailureKind
 from hpo_lightning.exceptions import CheckpointNotFoundError, ConfigError
-from hpo_lightning.storage import open_storage
+from hpo_lightning.storage import TrialRecord, open_storage
 
 TESTS = Path(__file__).parent
 EXAMPLES = TESTS.parent / "examples"
@@ -96,7 +97,8 @@ def test_a_trial_killed_after_epoch_2_resumes_where_its_checkpoint_was(tmp_path:
     sweep = store.get_sweep("r")
     (trial,) = store.get_trials(sweep.id)  # the same trial, no second row
     assert trial.number == 0 and trial.state is TrialState.COMPLETE and trial.epochs == 6
-    assert trial.attrs["resumes"] == 1 and trial.attrs["losses"] == 1
+    # it had made progress since it started, so the death does not count against its params
+    assert trial.attrs["resumes"] == 1 and trial.attrs["losses"] == 0
     assert trial.worker != f"{trial.worker.rpartition(':')[0]}:{pid}"  # another worker ended it
     metrics = store.get_metrics(trial.id)
     assert sorted(metrics) == list(range(6))  # one curve: no gap, no duplicate
@@ -108,6 +110,7 @@ def test_a_trial_killed_after_epoch_2_resumes_where_its_checkpoint_was(tmp_path:
     assert first == {"epoch": 0, "step": 0}
     assert resumed["epoch"] >= 3  # after the checkpoint of epoch 2 (or a later one)
     assert resumed["step"] == per_epoch * resumed["epoch"]
+    assert trial.attrs["resumed_epochs"] == resumed["epoch"]
     assert len(store.get_checkpoints(sweep.id)[0]) == 1  # keep: best
     store.close()
 
@@ -302,3 +305,39 @@ def test_bad_checkpoint_sections_are_refused(section: Any, message: str) -> None
             monitor="loss",
             checkpoints=section,
         )
+
+
+def test_a_trial_that_dies_twice_without_progress_fails_as_crashed(tmp_path: Path) -> None:
+    from hpo_lightning.sweep import Worker
+
+    sweep = hl.Sweep(
+        name="crash",
+        objective=lambda params, callback: 0.0,
+        space={"x": hl.Float(0, 1)},
+        monitor="loss",
+        n_trials=1,
+        seed=0,
+        tuner="random",
+        storage=str(tmp_path / "s.db"),
+        checkpoints=True,
+        base_dir=str(tmp_path),
+    )
+    store = sweep.storage
+    with store.claim(sweep.record.id) as claim:
+        t = claim.add_trial({"x": 0.5}, tuner="random")
+    for epoch in range(3):
+        store.log_metrics(t.id, epoch, {"loss": 1.0})
+    store.add_checkpoint(t.id, 2, str(tmp_path / "e2.ckpt"), 1.0)
+    store.finish_trial(t.id, TrialState.LOST, None, message="killed")
+    worker = Worker(sweep.config, store, sweep.record)
+    first = worker.next_trial()
+    assert isinstance(first, TrialRecord) and first.number == 0
+    assert (first.attrs["losses"], first.attrs["resumed_epochs"]) == (0, 3)  # it had progressed
+    store.finish_trial(t.id, TrialState.LOST, None, message="killed again at once")
+    second = worker.next_trial()
+    assert isinstance(second, TrialRecord) and second.attrs["losses"] == 1
+    (crashed,) = store.fail_stale_trials(
+        sweep.record.id, older_than_s=0.0, is_alive=lambda worker: False
+    )
+    assert crashed.state is TrialState.FAILED and crashed.failure is FailureKind.CRASHED
+    sweep.close()
