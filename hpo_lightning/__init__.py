@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from hpo_lightning.lightning import HPOCallback
     from hpo_lightning.storage import Storage, open_storage
     from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
+    from hpo_lightning.sweep._checkpoints import load_best
     from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, MLflowTracker, Tracker
 
 __version__ = "0.1.0"
@@ -71,6 +72,7 @@ _LAZY = {
     "SweepResult": "hpo_lightning.sweep",
     "TrialHandle": "hpo_lightning.sweep",
     "run_sweep": "hpo_lightning.sweep",
+    "load_best": "hpo_lightning.sweep._checkpoints",
 }
 
 __all__ = [
@@ -113,6 +115,7 @@ __all__ = [
     "TunerObserver",
     "__version__",
     "exceptions",
+    "load_best",
     "make_scheduler",
     "make_tuner",
     "open_storage",

@@ -8,6 +8,7 @@ Only the command line turns these into exit codes (2 for :class:`UserInputError`
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointNotFoundError",
     "ConfigError",
     "DuplicateSweepError",
     "HPOError",
@@ -62,6 +63,10 @@ class InvalidStorageError(StorageError, UserInputError):
 
 class SweepNotFoundError(UserInputError, LookupError):
     """No sweep of that name exists in the store."""
+
+
+class CheckpointNotFoundError(UserInputError, LookupError):
+    """A sweep has no kept checkpoint to return (run it with a ``checkpoints:`` section)."""
 
 
 class DuplicateSweepError(UserInputError):

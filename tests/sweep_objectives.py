@@ -198,3 +198,54 @@ def conditional(params: dict[str, Any], callback: Any) -> float:
     if "momentum" in params:
         raise KeyError("momentum reached an adam trial")
     return (params["beta1"] - 0.95) ** 2 + 0.01
+
+
+def lightning_resumable(
+    params: dict[str, Any], callback: Any, max_epochs: int = 6, epoch_delay: float = 0.2
+) -> None:
+    """A real Lightning fit on wine that logs its global step (``gstep``) every epoch and leaves
+    a ``start`` marker with the epoch and global step its training starts from."""
+    import pytorch_lightning as pl
+    import torch
+    from sklearn.datasets import load_wine
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x, y = load_wine(return_X_y=True)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    ds = TensorDataset(x, torch.tensor(y))
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(13, 8), nn.ReLU(), nn.Linear(8, 3))
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            xb, yb = batch
+            return nn.functional.cross_entropy(self.net(xb), yb)
+
+        def validation_step(self, batch: Any, _: int) -> None:
+            time.sleep(epoch_delay)
+            xb, yb = batch
+            self.log("val_acc", (self.net(xb).argmax(-1) == yb).float().mean())
+            self.log("gstep", float(self.global_step))
+
+        def on_train_start(self) -> None:
+            _marker("start", epoch=self.current_epoch, step=self.global_step)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=params["lr"], momentum=0.9)
+
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Net(), DataLoader(ds, batch_size=32, shuffle=True), DataLoader(ds, batch_size=256))

@@ -219,7 +219,9 @@ def test_bad_options_are_refused_with_a_message(name, options, words):
 
 
 def test_unknown_scheduler_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="known schedulers: asha, hyperband, median, none"):
+    with pytest.raises(
+        UnknownNameError, match="known schedulers: asha, hyperband, median, none, pbt"
+    ):
         make_scheduler("ashaa")
     with pytest.raises(UnknownNameError, match="did you mean 'asha'"):
         make_scheduler("ashaa")

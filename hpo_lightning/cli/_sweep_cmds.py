@@ -61,6 +61,12 @@ def register(sub: Any) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage)")
         _storage_arg(p)
+        if name == "best":
+            p.add_argument(
+                "--checkpoint",
+                action="store_true",
+                help="print the path of the best trial's checkpoint instead (needs checkpoints:)",
+            )
         if name == "export":
             p.add_argument("--format", choices=("csv", "json"), default="csv")
             p.add_argument("--output", "-o", help="file to write (default: stdout)")
@@ -262,6 +268,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             note = (t.message or "").splitlines()[0][:60] if t.message else ""
             if best is not None and t.number == best.number:
                 note = "best"
+            note = "; ".join(filter(None, [note, lineage_note(t.attrs)]))
             where = t.attrs.get("host") or (t.worker or "").rpartition(":")[0]
             if "devices" in t.attrs:
                 where = f"{where} gpu {t.attrs['devices'] or '-'}"
@@ -293,12 +300,31 @@ def cmd_best(args: argparse.Namespace) -> int:
     from hpo_lightning.sweep._progress import summarize
 
     store, sweep, trials = _trials(args)
+    if getattr(args, "checkpoint", False):
+        from hpo_lightning.sweep._checkpoints import load_best
+
+        try:
+            print(load_best(store, sweep.name))
+        finally:
+            store.close()
+        return 0
     store.close()
     best = summarize(trials, sweep.mode)["best"]
     if best is None:
         raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
     print(json.dumps(dict(best.params), sort_keys=True))
     return 0
+
+
+def lineage_note(attrs: Any) -> str:
+    """How a trial continued: resumed from its checkpoints, exploited other trials (PBT)."""
+    parts = []
+    resumes = int(attrs.get("resumes", 0) or 0)
+    if resumes:
+        parts.append(f"resumed {resumes}x")
+    for step in attrs.get("lineage", []) or []:
+        parts.append(f"from #{step['donor']} at epoch {step['epoch']}")
+    return "; ".join(parts)
 
 
 def trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:

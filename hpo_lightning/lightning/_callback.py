@@ -30,14 +30,15 @@ from hpo_lightning.events import (
     TunerObserver,
 )
 from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
+from hpo_lightning.lightning._checkpointing import CheckpointHooks
 from hpo_lightning.lightning._compat import broadcast, callback_bases
-from hpo_lightning.schedulers import Decision, LearningCurve, Scheduler, make_scheduler
+from hpo_lightning.schedulers import Decision, Exploit, LearningCurve, Scheduler, make_scheduler
 
 log = logging.getLogger("hpo_lightning")
 # (id(scheduler), its max_epochs, the Trainer's) already warned about, see _check_scheduler_budget
 _BUDGET_WARNED: set[tuple[int, int, int]] = set()
 # what rank 0 tells every rank after an epoch
-_GO_ON, _PRUNE, _INTERRUPT = 0, 1, 2
+_GO_ON, _PRUNE, _INTERRUPT, _EXPLOIT = 0, 1, 2, 3
 
 
 def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -65,7 +66,7 @@ def check_scheduler(scheduler: Any) -> Scheduler | None:
     )
 
 
-class _HPOCallbackImpl:
+class _HPOCallbackImpl(CheckpointHooks):
     """Implementation of :class:`HPOCallback`; see its docstring."""
 
     def __init__(
@@ -80,6 +81,9 @@ class _HPOCallbackImpl:
         trial: Trial | None = None,
         sweep: str = "default",
         stop: Any = None,
+        checkpoints: Any = None,
+        resume: str | None = None,
+        explored: bool = False,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
@@ -104,6 +108,11 @@ class _HPOCallbackImpl:
         self.sweep = sweep
         self._fixed_trial = trial
         self._stop = stop  # a sweep's StopToken: a stop request ends the fit at an epoch end
+        self.checkpoints = checkpoints  # a CheckpointPolicy (the sweep's), or None
+        self.resume = resume  # the checkpoint this fit continues from (a resumed trial)
+        self.explored = explored  # resume holds a PBT donor's weights; params were explored
+        self._ckpt: Any = None
+        self.exploit: Exploit | None = None  # set when a PBT step ended the fit
         self._bus = EventBus()
         if tracker is not None:
             self._bus.subscribe(tracker, critical=True)
@@ -126,6 +135,7 @@ class _HPOCallbackImpl:
         self._seen_keys: set[str] = set()
         self._curve: dict[int, float] = {}
         self._sweep_id: int | None = None
+        self.exploit = None
 
     @property
     def finished(self) -> bool:
@@ -170,6 +180,8 @@ class _HPOCallbackImpl:
         self._check_scheduler_budget(trainer)
         if self._stop is not None:
             self._stop.in_fit = True
+        if self.checkpoints is not None and self.trial is not None:
+            self._start_checkpoints(trainer, pl_module)
 
     def _check_scheduler_budget(self, trainer: Any) -> None:
         """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
@@ -217,14 +229,7 @@ class _HPOCallbackImpl:
             raise self._missing_metric_error()
         self.epochs = epoch + 1
         if value is not None:
-            self.values.append(value)
-            self._curve[epoch] = value
-            self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
-            if math.isfinite(value) and (
-                math.isnan(self.best)
-                or (value < self.best if self.mode == "min" else value > self.best)
-            ):
-                self.best = value
+            self._record_value(epoch, value)
         if trainer.is_global_zero:
             metrics = scalar_metrics(raw)
             self._publish(EpochEnd(self.trial, epoch=epoch, metrics=metrics, value=value))
@@ -240,6 +245,20 @@ class _HPOCallbackImpl:
                 f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})"
             )
             trainer.should_stop = True
+        elif verdict == _EXPLOIT:  # the worker continues the trial from the donor's weights
+            trainer.should_stop = True
+        if self._ckpt is not None and verdict not in (_PRUNE, _EXPLOIT):
+            self._ckpt.after_epoch(trainer, self.trial, epoch, value)
+
+    def _record_value(self, epoch: int, value: float) -> None:
+        """Add the monitored value of ``epoch`` to the trial's curve and best value."""
+        assert self.trial is not None
+        self.values.append(value)
+        self._curve[epoch] = value
+        self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
+        better = value < self.best if self.mode == "min" else value > self.best
+        if math.isfinite(value) and (math.isnan(self.best) or better):
+            self.best = value
 
     def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
         """Go on, prune or interrupt: decided on global rank 0 and broadcast to every rank, so
@@ -249,13 +268,16 @@ class _HPOCallbackImpl:
             return _GO_ON
         verdict = _GO_ON
         if trainer.is_global_zero:
+            decision = self._decide(epoch) if deciding else Decision.CONTINUE
             if self._stop is not None and self._stop.requested:
                 verdict = _INTERRUPT
-            elif deciding and self._decide(epoch) is Decision.STOP:
+            elif decision is Decision.STOP:
                 verdict = _PRUNE
+            elif isinstance(decision, Exploit) and self._can_exploit(trainer, decision):
+                self.exploit, verdict = decision, _EXPLOIT
         return int(broadcast(trainer, verdict))  # every rank must take part
 
-    def _decide(self, epoch: int) -> Decision:
+    def _decide(self, epoch: int) -> Decision | Exploit:
         """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""
         assert self.trial is not None and self.scheduler is not None
         try:
@@ -264,7 +286,8 @@ class _HPOCallbackImpl:
             others = [
                 self._as_curve(n, c) for n, c in self._other_curves().items() if n != number and c
             ]
-            return Decision(self.scheduler.decide(curve, others, mode=self.mode))
+            decision = self.scheduler.decide(curve, others, mode=self.mode)
+            return decision if isinstance(decision, Exploit) else Decision(decision)
         except Exception as exc:  # a failing scheduler or store must not end the fit
             log.warning(
                 "the scheduler could not decide at epoch %d, the trial goes on: %s: %s",
@@ -302,13 +325,13 @@ class _HPOCallbackImpl:
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._stop is not None:
             self._stop.in_fit = False
-        if self.trial is None or self._finished:
-            return
+        if self.trial is None or self._finished or self.exploit is not None:
+            return  # (an exploiting trial stays RUNNING: its worker continues it)
         if self.interrupted:
             self._finish(trainer, TrialState.INTERRUPTED, math.nan, self.message)
             return
-        if self.monitor not in self._seen_keys and self.epochs > 0:
-            raise self._missing_metric_error()
+        if self.monitor not in self._seen_keys and self.epochs > 0 and not self.values:
+            raise self._missing_metric_error()  # (a resumed trial may have no epoch left)
         last = self.values[-1] if self.values else math.nan
         state = TrialState.PRUNED if self.state is TrialState.PRUNED else TrialState.COMPLETE
         message = self.message

@@ -1,22 +1,31 @@
-"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband).
+"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT).
 
 ``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values; the Lightning
 callback applies its :class:`Decision`. This package imports only the standard library and numpy.
 """
 
 from hpo_lightning.schedulers._asha import ASHAScheduler
-from hpo_lightning.schedulers._base import Decision, LearningCurve, NoScheduler, Scheduler
+from hpo_lightning.schedulers._base import (
+    Decision,
+    Exploit,
+    LearningCurve,
+    NoScheduler,
+    Scheduler,
+)
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
+from hpo_lightning.schedulers._pbt import PBTScheduler
 from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
 
 __all__ = [
     "ASHAScheduler",
     "Decision",
+    "Exploit",
     "HyperbandScheduler",
     "LearningCurve",
     "MedianStoppingScheduler",
     "NoScheduler",
+    "PBTScheduler",
     "Scheduler",
     "make_scheduler",
     "scheduler_names",

@@ -12,6 +12,10 @@ Contract for every :class:`Scheduler`:
 * Epochs are 0-based: the value at epoch ``e`` was reported after ``e + 1`` epochs of training.
   A decision to stop at epoch ``e`` means the trial trained ``e + 1`` epochs.
 * A NaN value (a diverged trial) ranks after every finite value.
+* A scheduler that moves trials rather than stopping them (PBT) may return an :class:`Exploit`
+  value instead: "continue from trial ``donor``'s checkpoint of ``epoch``". The caller applies it
+  (the callback ends the fit, the worker copies the checkpoint and continues the trial); a caller
+  that cannot (no checkpoints) treats it as CONTINUE.
 * Options are validated in the constructor (errors name the option, the value and the rule),
   so a bad scheduler fails before any training starts.
 """
@@ -37,6 +41,15 @@ class Decision(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class Exploit:
+    """Continue the trial from trial ``donor``'s checkpoint of ``epoch`` with explored params
+    (a PBT decision; see the contract above)."""
+
+    donor: int
+    epoch: int
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ class Scheduler(ABC):
     @abstractmethod
     def decide(
         self, curve: LearningCurve, others: Sequence[LearningCurve], *, mode: Mode
-    ) -> Decision:
+    ) -> Decision | Exploit:
         """Whether the trial of ``curve`` trains another epoch (pure; see the contract)."""
 
     @abstractmethod

@@ -9,12 +9,14 @@ from hpo_lightning.schedulers._asha import ASHAScheduler
 from hpo_lightning.schedulers._base import NoScheduler, Scheduler
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
+from hpo_lightning.schedulers._pbt import PBTScheduler
 
 _REGISTRY: dict[str, type[Scheduler]] = {
     "none": NoScheduler,
     "median": MedianStoppingScheduler,
     "asha": ASHAScheduler,
     "hyperband": HyperbandScheduler,
+    "pbt": PBTScheduler,
 }
 
 
@@ -24,7 +26,7 @@ def scheduler_names() -> list[str]:
 
 
 def make_scheduler(name: str, **options: Any) -> Scheduler:
-    """Build a scheduler by name: ``none``, ``median``, ``asha`` or ``hyperband``.
+    """Build a scheduler by name: ``none``, ``median``, ``asha``, ``hyperband`` or ``pbt``.
 
     A sweep file's ``scheduler:`` mapping is passed as it is: ``make_scheduler(**mapping)``.
     Unknown names list the known ones; unknown options list the scheduler's options.

@@ -7,10 +7,18 @@ import re
 
 from hpo_lightning._secrets import is_keyword_dsn, redact
 from hpo_lightning.exceptions import InvalidStorageError
-from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
+from hpo_lightning.storage._base import (
+    CheckpointRecord,
+    Claim,
+    Storage,
+    SweepRecord,
+    TrialRecord,
+    worker_id,
+)
 from hpo_lightning.storage._sqlite import SQLiteStorage
 
 __all__ = [
+    "CheckpointRecord",
     "Claim",
     "SQLiteStorage",
     "Storage",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hpo_lightning._trial import FailureKind, Mode, TrialState
+from hpo_lightning.exceptions import StorageError
 
 T = TypeVar("T")
 
@@ -69,12 +70,46 @@ class TrialRecord:
     failure: FailureKind | None = None  # why a FAILED trial failed
 
 
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A stored checkpoint of a trial: the file (path or fsspec URL) written after ``epoch``
+    (0-based) and the monitored value of that epoch (None when it reported none)."""
+
+    trial_id: int
+    epoch: int
+    path: str
+    value: float | None = None
+
+
 class Claim:
     """What ``Storage.claim`` hands the caller inside the claim transaction."""
 
-    def __init__(self, trials: list[TrialRecord], add: Callable[..., TrialRecord]) -> None:
+    def __init__(
+        self,
+        trials: list[TrialRecord],
+        add: Callable[..., TrialRecord],
+        reopen: Callable[..., TrialRecord | None] | None = None,
+    ) -> None:
         self.trials = trials
         self._add = add
+        self._reopen = reopen
+
+    def reopen_trial(self, trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
+        """Resume a requeued trial from its latest checkpoint: the same row, RUNNING again.
+
+        Its metrics and checkpoints after that checkpoint's epoch are dropped (the resumed fit
+        trains those epochs again), ``epochs`` becomes the checkpoint's epoch + 1 and ``attrs``
+        replace the stored ones (plus ``resumed_epochs``: that epoch count, by which the next
+        reopen tells whether the trial made progress). Returns None (changing nothing) when
+        the trial has no checkpoint or the store cannot reopen trials; the caller then adds a
+        new trial.
+        """
+        if self._reopen is None or not trial.state.requeued:
+            return None
+        rec = self._reopen(trial, attrs=attrs)
+        if rec is not None:
+            self.trials[:] = [rec if t.id == rec.id else t for t in self.trials]
+        return rec
 
     def add_trial(
         self,
@@ -214,6 +249,27 @@ class Storage(ABC):
         ``max_losses - 1`` becomes FAILED with ``FailureKind.CRASHED`` instead: params that
         kill their worker again and again are not retried for ever.
         """
+
+    # --- checkpoints (a store that keeps none raises; see sweep/_checkpoints.py) ----------
+    def add_checkpoint(self, trial_id: int, epoch: int, path: str, value: float | None) -> None:
+        """Record the checkpoint written after ``epoch`` of a trial (upsert)."""
+        raise StorageError(f"{type(self).__name__} does not record checkpoints")
+
+    def delete_checkpoints(self, trial_id: int, epochs: Sequence[int]) -> None:
+        """Forget the checkpoints of a trial at ``epochs`` (the caller deletes the files)."""
+        raise StorageError(f"{type(self).__name__} does not record checkpoints")
+
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Replace a running trial's attrs (e.g. its PBT lineage)."""
+        raise StorageError(f"{type(self).__name__} does not record checkpoints")
+
+    def discard_epochs(self, trial_id: int, after: int) -> None:
+        """Drop a running trial's metrics and checkpoint records of epochs after ``after``."""
+        raise StorageError(f"{type(self).__name__} does not record checkpoints")
+
+    def get_checkpoints(self, sweep_id: int) -> dict[int, list[CheckpointRecord]]:
+        """The recorded checkpoints of a sweep's trials: ``{trial number: [by epoch]}``."""
+        return {}
 
     @abstractmethod
     def close(self) -> None: ...

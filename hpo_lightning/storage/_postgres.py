@@ -312,7 +312,7 @@ class PostgresStorage(SQLStorage):
             run = _ClaimRun(self, sweep_id)
             trials = self._retrying("a claim", run.start)
             try:
-                yield Claim(trials, run.add)
+                yield Claim(trials, run.add, run.reopen)
                 self._retrying("a claim", run.commit)
             except BaseException:
                 self._rollback_quietly()
@@ -380,6 +380,17 @@ class _ClaimRun:
         rec = self.store._retrying("a claim", attempt)
         self.added.append(rec)
         return rec
+
+    def reopen(self, trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
+        """Reopen a requeued trial inside this claim; None (a new trial instead) when the
+        connection dropped meanwhile, as a replay could not tell whether it happened."""
+        if self.cur is None:
+            return None
+        try:
+            return self.store._reopen(self.cur, trial, attrs)
+        except _TRANSIENT:
+            self.cur = None
+            return None
 
     def commit(self) -> None:
         cur = self.cur if self.cur is not None else self._resume()

@@ -27,11 +27,12 @@ from hpo_lightning.storage._base import (
     dumps,
     worker_id,
 )
+from hpo_lightning.storage._sql_checkpoints import CheckpointSQL, reopen_trial
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
-TABLES = ("hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics")
+SCHEMA_VERSION = 3
+TABLES = ("hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics", "hpo_checkpoints")
 
 _SWEEP_COLS = "id, name, definition, mode, created_at, status"
 _TRIAL_COLS = (
@@ -58,6 +59,12 @@ def schema_sql(pk: str, real: str) -> list[str]:
             trial_id INTEGER NOT NULL REFERENCES hpo_trials(id) ON DELETE CASCADE,
             epoch INTEGER NOT NULL, name TEXT NOT NULL, value {real},
             PRIMARY KEY (trial_id, epoch, name))""",
+        # a trial's checkpoint files (paths or fsspec URLs), one per epoch written, with the
+        # monitored value of that epoch (see hpo_lightning/sweep/_checkpoints.py)
+        f"""CREATE TABLE IF NOT EXISTS hpo_checkpoints (
+            trial_id INTEGER NOT NULL REFERENCES hpo_trials(id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL, path TEXT NOT NULL, value {real},
+            created_at {real} NOT NULL, PRIMARY KEY (trial_id, epoch))""",
     ]
 
 
@@ -70,6 +77,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "WHERE state = 'failed' AND message LIKE 'interrupted: %'",
         "UPDATE hpo_trials SET failure = 'error' WHERE state = 'failed'",
     ],
+    # Version 3 adds hpo_checkpoints, which schema_sql creates (CREATE TABLE IF NOT EXISTS)
+    # before migrations run; nothing else changes.
+    3: [],
 }
 
 
@@ -81,11 +91,14 @@ def migrate(cur: Any, version: int) -> None:
         cur.execute("UPDATE hpo_schema SET version = ?", (target,))
 
 
+_SETTLED = (TrialState.COMPLETE.value, TrialState.PRUNED.value, TrialState.FAILED.value)
+
+
 def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-class SQLStorage(Storage):
+class SQLStorage(CheckpointSQL, Storage):
     """Storage over a DB-API connection; see :class:`Storage` for the contract."""
 
     # --- provided by subclasses -------------------------------------------------
@@ -134,7 +147,8 @@ class SQLStorage(Storage):
         if cache is None:
             cache = self.__dict__["_finished_cache"] = {}
         hit = cache.get(row[0])
-        if hit is not None and hit.state.value == row[3]:
+        # finished_at too: a requeued trial may be reopened (resumed) and finish again
+        if hit is not None and hit.state.value == row[3] and hit.finished_at == row[9]:
             return hit
         rec = self._parse_trial(row)
         if rec.state is not TrialState.RUNNING:
@@ -192,6 +206,10 @@ class SQLStorage(Storage):
             ),
         )
         return self._trial(cur.fetchone())
+
+    def _reopen(self, cur: Any, trial: TrialRecord, attrs: Mapping[str, Any]) -> TrialRecord | None:
+        row = reopen_trial(cur, trial, attrs, _TRIAL_COLS)
+        return None if row is None else self._trial(row)
 
     # --- sweeps -------------------------------------------------------------------------
     def create_sweep(self, name: str, definition: Mapping[str, Any], *, mode: Mode) -> SweepRecord:
@@ -300,7 +318,10 @@ class SQLStorage(Storage):
             def add(params: Mapping[str, Any], **kw: Any) -> TrialRecord:
                 return self._insert_trial(cur, sweep_id, params, **kw)
 
-            yield Claim(trials, add)
+            def reopen(trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
+                return self._reopen(cur, trial, attrs)
+
+            yield Claim(trials, add, reopen)
 
     def log_metrics(self, trial_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
         rows = [(trial_id, epoch, k, _finite_or_none(float(v))) for k, v in metrics.items()]
@@ -420,7 +441,8 @@ class SQLStorage(Storage):
 
         def body(cur: Any) -> tuple[dict[int, bool], list[Any]]:
             cur.execute("SELECT number, state FROM hpo_trials WHERE sweep_id = ?", (sweep_id,))
-            finished = {int(n): state != TrialState.RUNNING.value for n, state in cur.fetchall()}
+            # requeued trials (interrupted, lost) may resume: only settled curves are cached
+            finished = {int(n): state in _SETTLED for n, state in cur.fetchall()}
             wanted = [n for n, fin in finished.items() if not (fin and n in done)]
             rows: list[Any] = []
             for i in range(0, len(wanted), 500):  # bounded parameter lists

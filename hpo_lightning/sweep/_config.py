@@ -67,6 +67,8 @@ class SweepConfig:
             which a trial of another host counts as lost (at least twice ``heartbeat_s``).
         resources: what one trial needs, ``{gpus_per_trial: 1, cpus_per_trial: 4}``.
         launcher: where workers run, ``{name: local}`` (default) or another launcher's section.
+        checkpoints: ``{dir, keep, every}`` (or ``true``) to checkpoint trials, resume requeued
+            ones and keep the best model (see docs/checkpoints.md); None: no checkpoints.
 
     Names (the sweep's and its parameters') are at most 200 characters without control or
     bidi characters, ``/``, ``\\``, quotes or ``..``.
@@ -93,6 +95,7 @@ class SweepConfig:
     lost_after_s: float = 60.0
     resources: Mapping[str, Any] | None = None
     launcher: Mapping[str, Any] | None = None
+    checkpoints: Mapping[str, Any] | bool | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -119,7 +122,29 @@ class SweepConfig:
             # another host must not call a trial lost sooner than the sweep's own setting
             "heartbeat_s": self.heartbeat_s,
             "lost_after_s": self.lost_after_s,
+            # read by joining workers, not compared: where the files go may change
+            "checkpoints": None if (p := self.checkpoint_policy()) is None else p.to_dict(),
         }
+
+    def checkpoint_policy(self) -> Any:
+        """The sweep's CheckpointPolicy (its folder resolved), or None without checkpoints.
+
+        The default folder is ``<store>.checkpoints/<name>`` next to a SQLite store file, else
+        ``hpo_checkpoints/<name>`` in the sweep file's folder. A PBT sweep without a
+        ``checkpoints`` section gets the defaults.
+        """
+        from hpo_lightning.sweep._checkpoints import policy_from
+
+        location = self.storage_location()
+        if ("://" in location and not location.startswith("sqlite:///")) or location == ":memory:":
+            default = os.path.join(os.path.abspath(self.base_dir), "hpo_checkpoints", self.name)
+        else:
+            path = os.path.abspath(location.removeprefix("sqlite:///"))
+            default = os.path.join(os.path.splitext(path)[0] + ".checkpoints", self.name)
+        section = self.checkpoints
+        if section is None and (self.scheduler or {}).get("name") == "pbt":
+            section = True  # PBT moves trials through checkpoints: on by default
+        return policy_from(section, default_dir=default)
 
     def storage_location(self) -> str:
         if self.storage:
@@ -165,6 +190,7 @@ def _validate(cfg: SweepConfig) -> None:
             raise ConfigError(f"`{key}` must be a mapping (a YAML section), but got {v!r}")
     if cfg.scheduler is not None:
         _check_scheduler(cfg.scheduler)
+    cfg.checkpoint_policy()  # a bad `checkpoints` section fails here
     if not isinstance(cfg.retry_lost, bool):
         raise ConfigError(f"`retry_lost` must be true or false, but got {cfg.retry_lost!r}")
     _check_tuner(cfg)

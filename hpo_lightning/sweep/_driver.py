@@ -106,6 +106,7 @@ class Sweep:
             heartbeat_s=float(d.get("heartbeat_s", SweepConfig.heartbeat_s)),
             lost_after_s=float(d.get("lost_after_s", SweepConfig.lost_after_s)),
             resources=d.get("resources"),
+            checkpoints=d.get("checkpoints"),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(replace(cfg, **overrides) if overrides else cfg)
@@ -230,6 +231,13 @@ class Sweep:
 
     def trials(self) -> list[TrialRecord]:
         return self.storage.get_trials(self.record.id)
+
+    def best_checkpoint(self, model_class: Any = None, **load_options: Any) -> Any:
+        """The best trial's checkpoint: its path, or loaded into ``model_class`` (a
+        LightningModule class). CheckpointNotFoundError when the sweep kept none."""
+        from hpo_lightning.sweep._checkpoints import load_best
+
+        return load_best(self.storage, self.name, model_class, **load_options)
 
     def close(self) -> None:
         self.storage.close()

@@ -35,6 +35,7 @@ from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
 from hpo_lightning.sweep._result import StopReason, failures, pending_requeue
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
+from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
 
@@ -45,7 +46,7 @@ class _Wait(enum.Enum):
     WAIT = "wait"  # trials in flight may still fail or be requeued: wait for a free slot
 
 
-class Worker:
+class Worker(CheckpointingWorker):
     """Runs a sweep's trials in this process until the sweep is done or a stop is requested.
 
     Args:
@@ -83,6 +84,7 @@ class Worker:
         self.stop_token = stop or StopToken()
         self.mirror_summary = mirror_summary
         self._objective = resolve_objective(config.objective, config.base_dir)
+        self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self.mlflow_tracker: Any = None
         self._started = time.monotonic()
@@ -173,6 +175,10 @@ class Worker:
         if cfg.retry_lost:
             for t in pending_requeue(trials):
                 losses = int(t.attrs.get("losses", 0)) + (t.state is TrialState.LOST)
+                if self.checkpoints is not None:
+                    reopened = self._reopen(claim, t, losses)
+                    if reopened is not None:
+                        return reopened
                 return claim.add_trial(
                     t.params,
                     tuner=t.tuner,
@@ -208,7 +214,7 @@ class Worker:
             time.sleep(0.05)
 
     # --- running trials ---------------------------------------------------------------------
-    def callback(self, trial: Trial, *, joined: bool = False) -> Any:
+    def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
 
@@ -222,15 +228,19 @@ class Worker:
             trial=trial,
             sweep=self.config.name,
             stop=self.stop_token,
+            checkpoints=self.checkpoints,
+            resume=self.resume_path(trial.number),
+            explored=explored,
         )
 
-    def handle(self, rec: TrialRecord) -> TrialHandle:
-        """The handle of a claimed trial: its params and a callback bound to it."""
+    def handle(self, rec: TrialRecord, *, explored: bool = False) -> TrialHandle:
+        """The handle of a claimed trial: its params and a callback bound to it (``explored``:
+        it continues from a PBT donor's checkpoint with explored params)."""
         trial = Trial(sweep=self.config.name, number=rec.number, params=dict(rec.params), id=rec.id)
         return TrialHandle(
             self.config.name,
             rec,
-            self.callback(trial),
+            self.callback(trial, explored=explored),
             self._bus,
             monitor=self.config.monitor,
             mlflow_tracker=self.mlflow_tracker,
@@ -273,15 +283,23 @@ class Worker:
         finally:
             self._heartbeat.remove(rec.id)
             reinstall(self.stop_token)  # Lightning ignores SIGINT after a Ctrl-C
+            self.settle_checkpoints()
 
     def _call(self, handle: TrialHandle) -> None:
         token = self.stop_token
         token.in_objective = True
         try:
-            with rank_zero_trial(self.config.name, handle.record.id, handle.number, handle.params):
-                returned = self._objective(
-                    dict(handle.params), handle.callback, **dict(self.config.objective_args)
-                )
+            while True:
+                with rank_zero_trial(
+                    self.config.name, handle.record.id, handle.number, handle.params
+                ):
+                    returned = self._objective(
+                        dict(handle.params), handle.callback, **dict(self.config.objective_args)
+                    )
+                continued = self._continued(handle)
+                if continued is None:
+                    break
+                handle = continued
         except (KeyboardInterrupt, SystemExit) as exc:
             if not token.requested:
                 # Ctrl-C outside our handler (e.g. SIGINT was ignored, then raised by hand)
@@ -318,13 +336,18 @@ class Worker:
         while True:
             nxt = self.next_trial(limit)
             if isinstance(nxt, StopReason):
+                if nxt in (StopReason.DONE, StopReason.EXHAUSTED):
+                    self.settle_checkpoints(final=True)
                 return nxt
             self.run_one(nxt)
             if on_trial is not None:
                 on_trial()
 
     def trials(self) -> Iterator[TrialHandle]:
-        """Yield trials for a loop you write; each is finished when the loop moves on."""
+        """Yield trials for a loop you write; each is finished when the loop moves on.
+
+        A trial that a PBT step continues comes again (same number, explored params).
+        """
         self._setup()
         while True:
             nxt = self.next_trial()
@@ -332,26 +355,34 @@ class Worker:
                 return
             self._heartbeat.add(nxt.id)
             try:
-                handle = self.handle(nxt)
+                handle: TrialHandle | None = self.handle(nxt)
             except BaseException:
                 self._heartbeat.remove(nxt.id)
                 raise
             try:
                 self.stop_token.in_objective = True  # the loop's body is the objective
-                with rank_zero_trial(self.config.name, nxt.id, nxt.number, handle.params):
-                    yield handle
-            except GeneratorExit:
-                self.stop_token.request(reason="the loop stopped during this trial")
-                self.interrupt(handle)
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                self.stop_token.request(reason="stopped by Ctrl-C (SIGINT)")
-                self.interrupt(handle)
-                raise
+                while handle is not None:
+                    yield from self._yield_one(handle)
+                    last, handle = handle, self._continued(handle)
             finally:
                 self.stop_token.in_objective = False
                 self._heartbeat.remove(nxt.id)
-            self.finish_handle(handle, None)
+            self.finish_handle(last, None)
+            self.settle_checkpoints()
+
+    def _yield_one(self, handle: TrialHandle) -> Iterator[TrialHandle]:
+        rec = handle.record
+        try:
+            with rank_zero_trial(self.config.name, rec.id, rec.number, handle.params):
+                yield handle
+        except GeneratorExit:
+            self.stop_token.request(reason="the loop stopped during this trial")
+            self.interrupt(handle)
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            self.stop_token.request(reason="stopped by Ctrl-C (SIGINT)")
+            self.interrupt(handle)
+            raise
 
     def run_joined(self, joined: JoinedTrial) -> StopReason:
         """Run rank 0's trial as rank ``joined.rank``: same params and trial; write nothing.

@@ -328,7 +328,33 @@ class MLflowTracker(Tracker):
             trials, mode = self._trials_for_artifacts(name)
             monitor = self._definitions.get(name, {}).get("monitor")
             log_sweep_artifacts(runs, parent, trials, mode, monitor=monitor, sweep=name)
+            self._log_best_checkpoint(runs, parent, name, trials)
         runs.client.set_terminated(parent, "FINISHED")
+
+    def _log_best_checkpoint(
+        self, runs: MlflowRuns, parent: str, name: str, trials: list[TrialRecord]
+    ) -> None:
+        """Log the best trial's kept checkpoint file to its run (``checkpoint/``)."""
+        if self._storage_arg is None:
+            return
+        from hpo_lightning.sweep._checkpoints import best_checkpoint_of, local_copy
+
+        store = open_storage(self._storage_arg, create=False)
+        try:
+            rec = store.get_sweep(name)
+            found = best_checkpoint_of(store, rec.id, mode=rec.mode)
+        finally:
+            if not isinstance(self._storage_arg, Storage):
+                store.close()
+        if found is None:
+            return
+        number, path = found
+        trial = next((t for t in trials if t.number == number), None)
+        if trial is None:
+            return
+        child = runs.child(parent, name, number, trial.params)
+        with local_copy(path) as local:
+            runs.client.log_artifact(child, local, "checkpoint")
 
     def _mode(self, sweep: str) -> Mode:
         mode = self._definitions.get(sweep, {}).get("mode")

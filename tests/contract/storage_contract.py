@@ -402,3 +402,65 @@ class StorageContract:
             c.add_trial({"from": "copy"})
         assert [dict(t.params) for t in store.get_trials(sweep.id)] == [{"from": "copy"}]
         copy.close()
+
+    # --- checkpoints and resumed trials (schema 3) --------------------------------------------
+    def test_checkpoints_are_recorded_by_epoch_and_forgotten(self, store: Storage) -> None:
+        sweep = store.create_sweep("ck", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            a, b = c.add_trial({"x": 0}), c.add_trial({"x": 1})
+        store.add_checkpoint(a.id, 0, "/c/a0.ckpt", 0.5)
+        store.add_checkpoint(a.id, 1, "/c/a1.ckpt", math.nan)
+        store.add_checkpoint(a.id, 1, "s3://bucket/a1.ckpt", 0.25)  # an upsert
+        store.add_checkpoint(b.id, 3, "/c/b3.ckpt", None)
+        got = store.get_checkpoints(sweep.id)
+        assert [(r.epoch, r.path, r.value) for r in got[0]] == [
+            (0, "/c/a0.ckpt", 0.5),
+            (1, "s3://bucket/a1.ckpt", 0.25),
+        ]
+        assert [(r.trial_id, r.epoch, r.value) for r in got[1]] == [(b.id, 3, None)]
+        store.delete_checkpoints(a.id, [0])
+        assert [r.epoch for r in store.get_checkpoints(sweep.id)[0]] == [1]
+
+    def test_a_requeued_trial_with_a_checkpoint_is_reopened_where_it_was(
+        self, store: Storage
+    ) -> None:
+        sweep = store.create_sweep("reopen", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            t = c.add_trial({"x": 0})
+            plain = c.add_trial({"x": 1})
+        for epoch in range(4):
+            store.log_metrics(t.id, epoch, {"loss": 1.0 - epoch / 10})
+        store.add_checkpoint(t.id, 1, "/c/e1.ckpt", 0.9)
+        store.get_curves(sweep.id, "loss")  # caches what a reader saw before
+        for rec in (t, plain):
+            store.finish_trial(rec.id, TrialState.LOST, None, message="killed")
+        lost = {r.number: r for r in store.get_trials(sweep.id)}
+        with store.claim(sweep.id) as c:
+            assert c.reopen_trial(lost[1], attrs={"losses": 1}) is None  # no checkpoint
+            again = c.reopen_trial(lost[0], attrs={"losses": 0, "resumes": 1})
+            assert again is not None and c.trials[0] == again
+        assert again.state is TrialState.RUNNING and again.number == 0 and again.epochs == 2
+        assert dict(again.attrs) == {"losses": 0, "resumes": 1, "resumed_epochs": 2}
+        assert again.message is None and again.finished_at is None
+        assert sorted(store.get_metrics(t.id)) == [0, 1]  # epochs after the checkpoint dropped
+        assert store.get_curves(sweep.id, "loss")[0] == {0: 1.0, 1: 0.9}
+        store.log_metrics(t.id, 2, {"loss": 0.5})
+        store.finish_trial(t.id, TrialState.COMPLETE, 0.5, epochs=3)
+        (done,) = store.get_trials(sweep.id, states=[TrialState.COMPLETE])
+        assert done.epochs == 3 and done.value == 0.5
+        assert store.get_curves(sweep.id, "loss")[0] == {0: 1.0, 1: 0.9, 2: 0.5}
+        with store.claim(sweep.id) as c:  # a finished trial is never reopened
+            assert c.reopen_trial(done, attrs={}) is None
+
+    def test_discard_epochs_and_set_trial_attrs(self, store: Storage) -> None:
+        sweep = store.create_sweep("discard", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            t = c.add_trial({"x": 0})
+        for epoch in range(3):
+            store.log_metrics(t.id, epoch, {"loss": 1.0})
+            store.add_checkpoint(t.id, epoch, f"/c/{epoch}.ckpt", 1.0)
+        store.discard_epochs(t.id, -1)
+        assert store.get_metrics(t.id) == {} and store.get_checkpoints(sweep.id) == {}
+        store.set_trial_attrs(t.id, {"lineage": [{"epoch": 1, "donor": 3}]})
+        (rec,) = store.get_trials(sweep.id)
+        assert rec.epochs == 0 and rec.attrs["lineage"] == [{"epoch": 1, "donor": 3}]
