@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "hpo_lightning.cli._sweep_cmds",
     "hpo_lightning.cli._worker_cmds",
     "hpo_lightning.cli._mlflow_cmds",
+    "hpo_lightning.cli._serve_cmds",
 ]
 
 

@@ -6,12 +6,16 @@ import os
 
 from hpo_lightning.exceptions import InvalidStorageError
 from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
+from hpo_lightning.storage._served import TOKEN_ENV, ServedStorage, StoreServer
 from hpo_lightning.storage._sqlite import SQLiteStorage
 
 __all__ = [
+    "TOKEN_ENV",
     "Claim",
     "SQLiteStorage",
+    "ServedStorage",
     "Storage",
+    "StoreServer",
     "SweepRecord",
     "TrialRecord",
     "open_storage",
@@ -35,7 +39,9 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
     """Open a store from a path or URL.
 
     Accepts a file path or ``sqlite:///path.db`` (SQLite), ``:memory:``, or
-    ``postgresql://user@host:port/db`` (needs the ``[postgres]`` extra).
+    ``postgresql://user@host:port/db`` (needs the ``[postgres]`` extra), or
+    ``hpo+http://host:port/``: a store served by a sweep's process (:class:`StoreServer`), with
+    its token in ``$HPO_LIGHTNING_STORE_TOKEN``.
     ``create=False`` refuses to create a new SQLite file (for read-only commands).
     """
     if isinstance(location, Storage):
@@ -45,10 +51,12 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
         from hpo_lightning.storage._postgres import PostgresStorage
 
         return PostgresStorage(raw)
+    if raw.startswith("hpo+http://"):
+        return ServedStorage(raw)
     if "://" in raw and not raw.startswith("sqlite:///"):
         scheme = raw.split("://", 1)[0]
         raise InvalidStorageError(
             f"unsupported store URL scheme '{scheme}://' in {redact_url(raw)}; use a file path, "
-            "sqlite:///path.db or postgresql://user@host:port/db"
+            "sqlite:///path.db, postgresql://user@host:port/db or hpo+http://host:port/"
         )
     return SQLiteStorage(raw, create=create)
