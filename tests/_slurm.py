@@ -44,6 +44,7 @@ def _memory_mb() -> int:
 
 def slurm_conf(root: Path, node: str) -> str:
     ctld_port, slurmd_port = _free_ports(2)
+    cpus = os.cpu_count() or 1
     return f"""\
 ClusterName=hpotest
 SlurmctldHost={node}(127.0.0.1)
@@ -74,7 +75,7 @@ JobCompType=jobcomp/none
 SwitchType=switch/none
 KillWait=3
 MinJobAge=600
-NodeName={node} NodeAddr=127.0.0.1 CPUs={os.cpu_count() or 1} RealMemory={_memory_mb()} State=UNKNOWN
+NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mb()} State=UNKNOWN
 PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -112,9 +113,11 @@ class LocalSlurm:
         key.chmod(0o400)
         self.conf.write_text(slurm_conf(root, self.node))
         self._spawn(
-            ["munged", "-F", "-f", f"--socket={root}/munge.sock", f"--key-file={key}"]
-            + [f"--pid-file={root}/munged.pid", f"--seed-file={root}/munged.seed"]
-            + [f"--log-file={root}/log/munged.log"]
+            [
+                *("munged", "-F", "-f", f"--socket={root}/munge.sock", f"--key-file={key}"),
+                *(f"--pid-file={root}/munged.pid", f"--seed-file={root}/munged.seed"),
+                f"--log-file={root}/log/munged.log",
+            ]
         )
         self._wait(lambda: (root / "munge.sock").exists(), 10, "munged")
         self._spawn(["slurmctld", "-D", "-c", "-f", str(self.conf)])
@@ -123,9 +126,7 @@ class LocalSlurm:
 
     def _spawn(self, cmd: list[str]) -> None:
         log = open(self.root / "log" / f"{cmd[0]}.out", "wb")  # noqa: SIM115 -- kept with the process
-        self.procs.append(
-            subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        )
+        self.procs.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     def _wait(self, ready: object, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
