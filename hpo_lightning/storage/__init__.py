@@ -53,6 +53,10 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
         return PostgresStorage(raw)
     if raw.startswith("hpo+http://"):
         return ServedStorage(raw)
+    if raw.startswith("hpo+ray://"):
+        from hpo_lightning.storage._served._ray import RayStorage
+
+        return RayStorage(raw)
     if "://" in raw and not raw.startswith("sqlite:///"):
         scheme = raw.split("://", 1)[0]
         raise InvalidStorageError(

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.storage._served import _wire
 from hpo_lightning.storage._served._wire import ClaimLostError
 
-__all__ = ["ServedStorage"]
+__all__ = ["RemoteStorage", "ServedStorage"]
 
 T = TypeVar("T")
 _RETRY_S = 120.0
@@ -55,74 +56,19 @@ def _parse(url: str) -> tuple[str, int]:
     return str(parts.hostname), int(port)  # type: ignore[arg-type]
 
 
-class ServedStorage(Storage):
-    """A store served by another process (see :class:`~hpo_lightning.storage.StoreServer`).
+class RemoteStorage(Storage):
+    """A :class:`Storage` whose operations a :class:`Dispatcher` answers elsewhere.
 
-    Args:
-        url: ``hpo+http://HOST:PORT/``.
-        token: the server's token; ``$HPO_LIGHTNING_STORE_TOKEN`` when not given.
-        retry_s: how long an operation keeps retrying while the server cannot be reached.
-        connect_s: how long opening the store waits for the server to answer.
+    Subclasses say how a request travels (:meth:`_exchange`) and which errors mean that it did
+    not arrive (:attr:`_transport_errors`, retried with backoff for up to ``retry_s``).
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        retry_s: float = _RETRY_S,
-        connect_s: float = _CONNECT_S,
-    ) -> None:
-        self.host, self.port = _parse(url)
-        self.url = f"{_wire.SCHEME}{self.host}:{self.port}/"
-        token = token if token is not None else os.environ.get(_wire.TOKEN_ENV)
-        if not token:
-            raise InvalidStorageError(
-                f"the served store {self.url} needs its token: set ${_wire.TOKEN_ENV} to the "
-                "token of the process that serves it"
-            )
-        self._token = token
-        self.retry_s = float(retry_s)
-        self._local = threading.local()
-        hello = self._call("hello", {}, retry_s=connect_s, opening=True)
-        if hello.get("protocol") != _wire.PROTOCOL:
-            raise InvalidStorageError(
-                f"the store server at {self.url} speaks protocol {hello.get('protocol')}, this "
-                f"hpo_lightning speaks {_wire.PROTOCOL}; use the same version on both sides"
-            )
+    retry_s: float = _RETRY_S
+    _transport_errors: tuple[type[BaseException], ...] = _TRANSPORT_ERRORS
 
-    # --- transport -----------------------------------------------------------------------
-    def _conn(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=_READ_TIMEOUT_S)
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn = None
-
-    def _once(self, op: str, body: bytes) -> tuple[int, Any]:
-        conn = self._conn()
-        try:
-            conn.request(
-                "POST",
-                f"/v{_wire.PROTOCOL}/{op}",
-                body=body,
-                headers={
-                    "Authorization": f"Bearer {self._token}",
-                    "Content-Type": "application/json",
-                },
-            )
-            resp = conn.getresponse()
-            data = resp.read()
-        except BaseException:
-            self._drop()
-            raise
-        return resp.status, _wire.decode(data) if data else {}
+    @abstractmethod
+    def _exchange(self, op: str, args: Mapping[str, Any]) -> tuple[int, Any]:
+        """Send one request; its HTTP-like status (200, 401, 400...) and its JSON reply."""
 
     def _call(
         self,
@@ -133,7 +79,6 @@ class ServedStorage(Storage):
         opening: bool = False,
     ) -> Any:
         """Send one operation; retry while the server cannot be reached; return its result."""
-        body = _wire.encode(dict(args))
         limit = self.retry_s if retry_s is None else retry_s
         deadline = time.monotonic() + limit
         delay, tries = 0.05, 0
@@ -141,9 +86,9 @@ class ServedStorage(Storage):
         while True:
             tries += 1
             try:
-                status, reply = self._once(op, body)
+                status, reply = self._exchange(op, args)
                 break
-            except _TRANSPORT_ERRORS as exc:
+            except self._transport_errors as exc:
                 if time.monotonic() + delay > deadline:
                     cls = InvalidStorageError if opening else StorageError
                     raise cls(
@@ -166,6 +111,14 @@ class ServedStorage(Storage):
         if "error" in reply:
             _wire.raise_error(reply["error"], self.url)
         return reply.get("result")
+
+    def _hello(self, connect_s: float) -> None:
+        hello = self._call("hello", {}, retry_s=connect_s, opening=True)
+        if hello.get("protocol") != _wire.PROTOCOL:
+            raise InvalidStorageError(
+                f"the store server at {self.url} speaks protocol {hello.get('protocol')}, this "
+                f"hpo_lightning speaks {_wire.PROTOCOL}; use the same version on both sides"
+            )
 
     # --- sweeps --------------------------------------------------------------------------
     def create_sweep(self, name: str, definition: Mapping[str, Any], *, mode: Mode) -> SweepRecord:
@@ -278,6 +231,73 @@ class ServedStorage(Storage):
         verdicts = {w: is_alive(w) for w in {t.worker or "" for t in running}}
         args = {"sweep_id": sweep_id, "older_than_s": older_than_s, "verdicts": verdicts}
         return [_wire.trial_from(d) for d in self._call("fail_stale_trials", args)]
+
+    def close(self) -> None:
+        """Nothing to release by default (the HTTP store closes its connection)."""
+
+
+class ServedStorage(RemoteStorage):
+    """A store served over HTTP by another process (:class:`~hpo_lightning.storage.StoreServer`).
+
+    Args:
+        url: ``hpo+http://HOST:PORT/``.
+        token: the server's token; ``$HPO_LIGHTNING_STORE_TOKEN`` when not given.
+        retry_s: how long an operation keeps retrying while the server cannot be reached.
+        connect_s: how long opening the store waits for the server to answer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        retry_s: float = _RETRY_S,
+        connect_s: float = _CONNECT_S,
+    ) -> None:
+        self.host, self.port = _parse(url)
+        self.url = f"{_wire.SCHEME}{self.host}:{self.port}/"
+        token = token if token is not None else os.environ.get(_wire.TOKEN_ENV)
+        if not token:
+            raise InvalidStorageError(
+                f"the served store {self.url} needs its token: set ${_wire.TOKEN_ENV} to the "
+                "token of the process that serves it"
+            )
+        self._token = token
+        self.retry_s = float(retry_s)
+        self._local = threading.local()
+        self._hello(connect_s)
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=_READ_TIMEOUT_S)
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    def _exchange(self, op: str, args: Mapping[str, Any]) -> tuple[int, Any]:
+        conn = self._conn()
+        try:
+            conn.request(
+                "POST",
+                f"/v{_wire.PROTOCOL}/{op}",
+                body=_wire.encode(dict(args)),
+                headers={
+                    "Authorization": f"Bearer {self._token}",
+                    "Content-Type": "application/json",
+                },
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException:
+            self._drop()
+            raise
+        return resp.status, _wire.decode(data) if data else {}
 
     def close(self) -> None:
         self._drop()
