@@ -14,16 +14,41 @@ Mode = Literal["min", "max"]
 
 
 class TrialState(str, enum.Enum):
-    """Life cycle of a trial. RUNNING is the only non-final state."""
+    """Life cycle of a trial. RUNNING is the only non-final state.
+
+    COMPLETE and PRUNED trials count towards ``n_trials``; FAILED ones towards
+    ``max_failures``. INTERRUPTED (stopped by Ctrl-C/SIGTERM or a stop request) and LOST (its
+    worker died) are *requeued*: the sweep runs their params again and counts them as neither.
+    """
 
     RUNNING = "running"
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    LOST = "lost"
 
     @property
     def is_finished(self) -> bool:
         return self is not TrialState.RUNNING
+
+    @property
+    def requeued(self) -> bool:
+        """Cut short through no fault of its params: run again, never a failure."""
+        return self in (TrialState.INTERRUPTED, TrialState.LOST)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FailureKind(str, enum.Enum):
+    """Why a FAILED trial failed, stored with it (never parsed from its message)."""
+
+    ERROR = "error"  # the objective raised
+    DIVERGED = "diverged"  # the monitored value was NaN or infinite
+    NO_METRIC = "no_metric"  # the objective neither reported nor logged the monitored value
+    BAD_INPUT = "bad_input"  # a wrong monitor or metric type: every trial would fail alike
+    CRASHED = "crashed"  # its worker died more than once on these params (segfault, OOM...)
 
     def __str__(self) -> str:
         return self.value

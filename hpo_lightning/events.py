@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from hpo_lightning._trial import Trial, TrialState
+from hpo_lightning._trial import FailureKind, Trial, TrialState
 
 __all__ = [
     "EpochEnd",
@@ -62,9 +62,11 @@ class TrainingFinish(TrainingEvent):
     Attributes:
         best_metric: the best monitored value over the epochs (by the mode), NaN if none.
         best_params: the trial's params.
-        state: COMPLETE, PRUNED (stopped early by a scheduler) or FAILED.
+        state: COMPLETE, PRUNED (stopped early by a scheduler), FAILED or INTERRUPTED (stopped
+            by a stop request; the sweep runs its params again).
         epochs: number of epochs trained.
-        message: for FAILED, what went wrong; for PRUNED, why it stopped.
+        message: for FAILED, what went wrong; for PRUNED and INTERRUPTED, why it stopped.
+        failure: for FAILED, the kind of failure.
     """
 
     best_metric: float = math.nan
@@ -72,6 +74,7 @@ class TrainingFinish(TrainingEvent):
     state: TrialState = TrialState.COMPLETE
     epochs: int = 0
     message: str | None = None
+    failure: FailureKind | None = None
 
 
 @runtime_checkable
@@ -99,6 +102,8 @@ class TunerObserver:
 
     def on_event(self, event: TrainingEvent) -> None:
         if isinstance(event, TrainingFinish):
+            if event.state.requeued:
+                return  # run again later: not a result
             last_epoch = event.epochs - 1 if event.epochs else None
             self.tuner.report_result(
                 event.best_params or event.trial.params,

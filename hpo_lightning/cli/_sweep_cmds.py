@@ -74,7 +74,7 @@ def open_store_for(args: argparse.Namespace) -> tuple[Storage, str | None]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep import StopReason, Sweep
 
     sweep = Sweep.from_file(
         args.file,
@@ -84,19 +84,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     try:
-        result = sweep.run(progress="quiet" if args.quiet else "auto")
+        result = sweep.run(progress="quiet" if args.quiet else "auto", isolate=True)
     finally:
         sweep.close()
     best = result.best
     where = result.storage_url
-    if result.stopped == "interrupted":
+    if result.stopped is StopReason.JOINED:
+        return 0  # another DDP rank of a trial: rank 0 reports
+    if result.stopped is StopReason.INTERRUPTED:
         print(
-            f"interrupted: {result.n_complete} trials complete are kept in {where}; "
-            f"resume with: hpo-lightning sweep {args.file}",
+            f"interrupted: {result.n_complete} trials complete are kept in {where}, "
+            f"{result.n_requeued} requeued; resume with: hpo-lightning sweep {args.file}",
             file=sys.stderr,
         )
-        return 130
-    if result.stopped == "max_failures":
+        return result.exit_code
+    if result.stopped is StopReason.MAX_FAILURES:
         first = (result.first_error or "").strip().splitlines()
         print(
             f"sweep '{result.name}' stopped after {result.n_failed} failed trials; first error: "

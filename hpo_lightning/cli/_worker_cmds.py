@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from hpo_lightning.exceptions import ConfigError
     from hpo_lightning.storage import redact_url
-    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep import StopReason, Sweep
 
     storage = args.storage or os.environ.get(STORAGE_ENV)
     if not storage:
@@ -36,6 +36,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         result = sweep.run(progress="quiet" if args.quiet else "lines", max_trials=args.n_trials)
     finally:
         sweep.close()
+    if result.stopped is StopReason.JOINED:
+        return 0  # another DDP rank of a trial: rank 0 reports
+    if result.stopped is StopReason.INTERRUPTED:
+        print(
+            f"worker interrupted: sweep '{result.name}', {result.n_requeued} trials requeued; "
+            f"run the worker again to resume",
+            file=sys.stderr,
+        )
+        return result.exit_code
     print(
         f"worker done: sweep '{result.name}' {result.stopped}; {result.n_complete} complete, "
         f"{result.n_failed} failed in {redact_url(result.storage_url)}",

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hpo_lightning._trial import Mode, Trial, TrialState, check_mode, to_metric
+from hpo_lightning._trial import FailureKind, Mode, Trial, TrialState, check_mode, to_metric
 from hpo_lightning.events import (
     EpochEnd,
     EpochStart,
@@ -36,6 +36,8 @@ from hpo_lightning.schedulers import Decision, LearningCurve, Scheduler, make_sc
 log = logging.getLogger("hpo_lightning")
 # (id(scheduler), its max_epochs, the Trainer's) already warned about, see _check_scheduler_budget
 _BUDGET_WARNED: set[tuple[int, int, int]] = set()
+# what rank 0 tells every rank after an epoch
+_GO_ON, _PRUNE, _INTERRUPT = 0, 1, 2
 
 
 def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -77,6 +79,7 @@ class _HPOCallbackImpl:
         scheduler: Scheduler | str | None = None,
         trial: Trial | None = None,
         sweep: str = "default",
+        stop: Any = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
@@ -100,6 +103,7 @@ class _HPOCallbackImpl:
         self._curves_built: dict[int, tuple[Mapping[int, float], LearningCurve]] = {}
         self.sweep = sweep
         self._fixed_trial = trial
+        self._stop = stop  # a sweep's StopToken: a stop request ends the fit at an epoch end
         self._bus = EventBus()
         if tracker is not None:
             self._bus.subscribe(tracker, critical=True)
@@ -117,6 +121,7 @@ class _HPOCallbackImpl:
         self.epochs = 0
         self.state = TrialState.RUNNING
         self.message: str | None = None
+        self.interrupted = False
         self._finished = False
         self._seen_keys: set[str] = set()
         self._curve: dict[int, float] = {}
@@ -160,6 +165,8 @@ class _HPOCallbackImpl:
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._reset(self._resolve_trial(trainer.is_global_zero))
         self._check_scheduler_budget(trainer)
+        if self._stop is not None:
+            self._stop.in_fit = True
 
     def _check_scheduler_budget(self, trainer: Any) -> None:
         """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
@@ -218,29 +225,32 @@ class _HPOCallbackImpl:
         if trainer.is_global_zero:
             metrics = scalar_metrics(raw)
             self._publish(EpochEnd(self.trial, epoch=epoch, metrics=metrics, value=value))
-        stop, reason = self._should_stop(trainer, epoch, value)
-        if stop:
+        verdict = self._verdict(trainer, epoch, value)
+        if verdict == _INTERRUPT:
+            self.interrupted = True
+            self.message = self._stop.message() if self._stop is not None else "interrupted"
+            trainer.should_stop = True
+        elif verdict == _PRUNE:
+            name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
             self.state = TrialState.PRUNED
-            self.message = reason
+            self.message = (
+                f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})"
+            )
             trainer.should_stop = True
 
-    def _should_stop(
-        self, trainer: Any, epoch: int, value: float | None
-    ) -> tuple[bool, str | None]:
-        """Ask the scheduler on global rank 0 and broadcast its decision to every rank."""
-        if self.scheduler is None or value is None:
-            return False, None
-        decision = Decision.CONTINUE
+    def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
+        """Go on, prune or interrupt: decided on global rank 0 and broadcast to every rank, so
+        that all ranks stop after the same epoch."""
+        deciding = self.scheduler is not None and value is not None
+        if not deciding and self._stop is None:
+            return _GO_ON
+        verdict = _GO_ON
         if trainer.is_global_zero:
-            decision = self._decide(epoch)
-        decision = Decision(broadcast(trainer, decision))  # every rank must take part
-        if decision is not Decision.STOP:
-            return False, None
-        name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
-        return (
-            True,
-            f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})",
-        )
+            if self._stop is not None and self._stop.requested:
+                verdict = _INTERRUPT
+            elif deciding and self._decide(epoch) is Decision.STOP:
+                verdict = _PRUNE
+        return int(broadcast(trainer, verdict))  # every rank must take part
 
     def _decide(self, epoch: int) -> Decision:
         """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""
@@ -287,35 +297,58 @@ class _HPOCallbackImpl:
         return self._memory.get(self.trial.sweep, {})
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._stop is not None:
+            self._stop.in_fit = False
         if self.trial is None or self._finished:
+            return
+        if self.interrupted:
+            self._finish(trainer, TrialState.INTERRUPTED, math.nan, self.message)
             return
         if self.monitor not in self._seen_keys and self.epochs > 0:
             raise self._missing_metric_error()
         last = self.values[-1] if self.values else math.nan
         state = TrialState.PRUNED if self.state is TrialState.PRUNED else TrialState.COMPLETE
         message = self.message
+        failure = None
         if not self.values:
             state, message = TrialState.FAILED, f"no epoch reported '{self.monitor}'"
+            failure = FailureKind.NO_METRIC
         elif not math.isfinite(last):
-            state = TrialState.FAILED
+            state, failure = TrialState.FAILED, FailureKind.DIVERGED
             message = f"'{self.monitor}' was {last} at epoch {len(self.values) - 1} (diverged)"
         best = self.best if state is not TrialState.FAILED else math.nan
         if state is TrialState.PRUNED:
             best = last  # a pruned trial counts by what it reached, not by an earlier best
-        self._finish(trainer, state, best, message)
+        self._finish(trainer, state, best, message, failure)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        stop = self._stop
+        if stop is not None:
+            stop.in_fit = False
         if self.trial is None or self._finished:
             return
-        if isinstance(exception, KeyboardInterrupt):
-            msg = "interrupted: KeyboardInterrupt (Ctrl-C)"
-        else:
-            tb = "".join(traceback.format_exception(exception)[-6:])
-            msg = f"{type(exception).__name__}: {exception}\n{tb}"[:4000]
-        self._finish(trainer, TrialState.FAILED, math.nan, msg)
+        if (stop is not None and stop.requested) or (
+            stop is None and isinstance(exception, KeyboardInterrupt)
+        ):
+            # Ctrl-C or SIGTERM (Lightning raises its own SIGTERMException): requeued
+            self.interrupted = True
+            message = stop.message() if stop is not None else "interrupted: Ctrl-C"
+            self._finish(trainer, TrialState.INTERRUPTED, math.nan, message)
+            return
+        tb = "".join(traceback.format_exception(exception)[-6:])
+        msg = f"{type(exception).__name__}: {exception}\n{tb}"[:4000]
+        kind = FailureKind.BAD_INPUT if isinstance(exception, UserInputError) else FailureKind.ERROR
+        self._finish(trainer, TrialState.FAILED, math.nan, msg, kind)
 
     # --- internals -------------------------------------------------------------------------
-    def _finish(self, trainer: Any, state: TrialState, best: float, message: str | None) -> None:
+    def _finish(
+        self,
+        trainer: Any,
+        state: TrialState,
+        best: float,
+        message: str | None,
+        failure: FailureKind | None = None,
+    ) -> None:
         self._finished = True
         self.state = state
         if self.trial is not None and trainer.is_global_zero:
@@ -327,6 +360,7 @@ class _HPOCallbackImpl:
                     state=state,
                     epochs=self.epochs,
                     message=message,
+                    failure=failure,
                 )
             )
 
@@ -372,6 +406,8 @@ class HPOCallback(_HPOCallbackImpl, *callback_bases()):  # type: ignore[misc]
             bad trials with ``trainer.should_stop`` and they end as PRUNED.
         trial: the trial to run (the sweep driver's); by default each fit creates one.
         sweep: name of the sweep for trials created without a tracker.
+        stop: a sweep's stop token (set by the sweep's worker): once a stop is requested the
+            fit ends after the current epoch and the trial is stored INTERRUPTED.
 
     Example:
         >>> import hpo_lightning as hl

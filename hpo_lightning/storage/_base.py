@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import FailureKind, Mode, TrialState
 
 T = TypeVar("T")
 
@@ -84,6 +84,7 @@ class TrialRecord:
     epochs: int = 0
     message: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    failure: FailureKind | None = None  # why a FAILED trial failed
 
 
 class Claim:
@@ -174,8 +175,12 @@ class Storage(ABC):
         *,
         epochs: int | None = None,
         message: str | None = None,
+        failure: FailureKind | None = None,
     ) -> bool:
-        """Move a RUNNING trial to a final state; False if it was already finished."""
+        """Move a RUNNING trial to a final state; False if it was already finished.
+
+        ``failure`` says why a FAILED trial failed (stored as data, see FailureKind).
+        """
 
     @abstractmethod
     def heartbeat(self, trial_ids: Sequence[int]) -> None: ...
@@ -205,12 +210,20 @@ class Storage(ABC):
 
     @abstractmethod
     def fail_stale_trials(
-        self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
+        self,
+        sweep_id: int,
+        *,
+        older_than_s: float,
+        is_alive: Callable[[str], bool | None],
+        max_losses: int = 2,
     ) -> list[TrialRecord]:
-        """Mark RUNNING trials whose worker is gone as FAILED; return them.
+        """Mark RUNNING trials whose worker is gone as LOST; return them.
 
         A worker is gone when ``is_alive(worker)`` says False (a dead local pid), or when it
         says None (unknown, e.g. another host) and its heartbeat is older than ``older_than_s``.
+        A trial whose ``attrs["losses"]`` (the losses of the params before it) reach
+        ``max_losses - 1`` becomes FAILED with ``FailureKind.CRASHED`` instead: params that
+        kill their worker again and again are not retried for ever.
         """
 
     @abstractmethod

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from hpo_lightning._names import did_you_mean
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import FailureKind, Mode, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
 from hpo_lightning.storage._base import (
     Claim,
@@ -29,13 +29,13 @@ from hpo_lightning.storage._base import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLES = ("hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics")
 
 _SWEEP_COLS = "id, name, definition, mode, created_at, status"
 _TRIAL_COLS = (
     "id, sweep_id, number, state, params, value, tuner, worker, created_at, finished_at, "
-    "heartbeat_at, epochs, message, attrs"
+    "heartbeat_at, epochs, message, attrs, failure"
 )
 
 
@@ -51,13 +51,33 @@ def schema_sql(pk: str, real: str) -> list[str]:
             number INTEGER NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL, value {real},
             tuner TEXT, worker TEXT, created_at {real} NOT NULL, finished_at {real},
             heartbeat_at {real}, epochs INTEGER NOT NULL DEFAULT 0, message TEXT,
-            attrs TEXT NOT NULL DEFAULT '{{}}', UNIQUE (sweep_id, number))""",
+            attrs TEXT NOT NULL DEFAULT '{{}}', failure TEXT, UNIQUE (sweep_id, number))""",
         "CREATE INDEX IF NOT EXISTS hpo_trials_by_state ON hpo_trials (sweep_id, state)",
         f"""CREATE TABLE IF NOT EXISTS hpo_metrics (
             trial_id INTEGER NOT NULL REFERENCES hpo_trials(id) ON DELETE CASCADE,
             epoch INTEGER NOT NULL, name TEXT NOT NULL, value {real},
             PRIMARY KEY (trial_id, epoch, name))""",
     ]
+
+
+# Version 1 had no failure column and kept requeued trials as FAILED with a message prefix.
+MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE hpo_trials ADD COLUMN failure TEXT",
+        "UPDATE hpo_trials SET state = 'lost' WHERE state = 'failed' AND message LIKE 'lost: %'",
+        "UPDATE hpo_trials SET state = 'interrupted' "
+        "WHERE state = 'failed' AND message LIKE 'interrupted: %'",
+        "UPDATE hpo_trials SET failure = 'error' WHERE state = 'failed'",
+    ],
+}
+
+
+def migrate(cur: Any, version: int) -> None:
+    """Bring a schema of ``version`` up to SCHEMA_VERSION (inside the caller's transaction)."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for stmt in MIGRATIONS[target]:
+            cur.execute(stmt)
+        cur.execute("UPDATE hpo_schema SET version = ?", (target,))
 
 
 def _finite_or_none(v: float | None) -> float | None:
@@ -137,6 +157,7 @@ class SQLStorage(Storage):
             epochs=int(row[11]),
             message=row[12],
             attrs=json.loads(row[13] or "{}"),
+            failure=None if row[14] is None else FailureKind(row[14]),
         )
 
     def _insert_trial(
@@ -284,8 +305,10 @@ class SQLStorage(Storage):
         *,
         epochs: int | None = None,
         message: str | None = None,
+        failure: FailureKind | None = None,
     ) -> bool:
         state = TrialState(state)
+        kind = None if failure is None else FailureKind(failure).value
         if state is TrialState.RUNNING:
             raise StorageError("finish_trial needs a final state, not RUNNING")
         now = time.time()
@@ -294,8 +317,18 @@ class SQLStorage(Storage):
         def body(cur: Any) -> bool:
             cur.execute(
                 "UPDATE hpo_trials SET state = ?, value = ?, finished_at = ?, heartbeat_at = ?, "
-                "message = ?, epochs = COALESCE(?, epochs) WHERE id = ? AND state = ?",
-                (state.value, final, now, now, message, epochs, trial_id, TrialState.RUNNING.value),
+                "message = ?, failure = ?, epochs = COALESCE(?, epochs) WHERE id = ? AND state = ?",
+                (
+                    state.value,
+                    final,
+                    now,
+                    now,
+                    message,
+                    kind,
+                    epochs,
+                    trial_id,
+                    TrialState.RUNNING.value,
+                ),
             )
             if cur.rowcount:
                 return True
@@ -391,7 +424,12 @@ class SQLStorage(Storage):
         }
 
     def fail_stale_trials(
-        self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
+        self,
+        sweep_id: int,
+        *,
+        older_than_s: float,
+        is_alive: Callable[[str], bool | None],
+        max_losses: int = 2,
     ) -> list[TrialRecord]:
         now = time.time()
 
@@ -407,21 +445,37 @@ class SQLStorage(Storage):
                 reason = _stale_reason(rec, now, older_than_s, is_alive)
                 if reason is None:
                     continue
+                state, failure = TrialState.LOST, None
+                losses = int(rec.attrs.get("losses", 0)) + 1
+                if losses >= max_losses:
+                    state, failure = TrialState.FAILED, FailureKind.CRASHED.value
+                    reason += (
+                        f"; its worker died {losses} times running these params (killed, "
+                        "segfault or out of memory?), so they are not run again"
+                    )
                 # The heartbeat guard keeps a trial whose worker reported meanwhile.
                 cur.execute(
-                    "UPDATE hpo_trials SET state = ?, finished_at = ?, message = ? "
+                    "UPDATE hpo_trials SET state = ?, finished_at = ?, message = ?, failure = ? "
                     "WHERE id = ? AND state = ? AND (heartbeat_at IS NULL OR heartbeat_at <= ?)",
                     (
-                        TrialState.FAILED.value,
+                        state.value,
                         now,
-                        f"lost: {reason}",
+                        reason,
+                        failure,
                         rec.id,
                         TrialState.RUNNING.value,
                         rec.heartbeat_at if rec.heartbeat_at is not None else now,
                     ),
                 )
                 if cur.rowcount:
-                    failed.append(rec)
+                    failed.append(
+                        replace(
+                            rec,
+                            state=state,
+                            message=reason,
+                            failure=None if failure is None else FailureKind(failure),
+                        )
+                    )
             return failed
 
         return self._transaction(body)

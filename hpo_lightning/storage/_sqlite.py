@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._sql import SCHEMA_VERSION, TABLES, SQLStorage, schema_sql
+from hpo_lightning.storage._sql import SCHEMA_VERSION, TABLES, SQLStorage, migrate, schema_sql
 
 _BUSY_TIMEOUT_S = 120.0
 _HEADER = b"SQLite format 3\x00"
@@ -139,9 +139,12 @@ class SQLiteStorage(SQLStorage):
         with self._write() as cur:
             for stmt in schema_sql("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"):
                 cur.execute(stmt)
-            cur.execute("SELECT COUNT(*) FROM hpo_schema")
-            if cur.fetchone()[0] == 0:
+            cur.execute("SELECT MAX(version) FROM hpo_schema")
+            version = cur.fetchone()[0]
+            if version is None:
                 cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(version) < SCHEMA_VERSION:
+                migrate(cur, int(version))
 
     # --- pickling (DDP spawn sends the store to worker processes) ----------------------
     def __getstate__(self) -> dict[str, object]:

@@ -60,6 +60,8 @@ class SweepConfig:
         mlflow: ``{tracking_uri: ..., experiment: ...}`` to mirror the sweep to MLflow, or None.
         heartbeat_s / lost_after_s: heartbeat period of running trials and the silence after
             which a trial of another host counts as lost.
+        resources: what one trial needs, ``{gpus_per_trial: 1, cpus_per_trial: 4}``.
+        launcher: where workers run, ``{name: local}`` (default) or another launcher's section.
     """
 
     name: str
@@ -70,7 +72,7 @@ class SweepConfig:
     tuner: str = field(default_factory=default_tuner)
     tuner_options: Mapping[str, Any] = field(default_factory=dict)
     n_trials: int = 20
-    n_workers: int = 1
+    n_workers: int | str = 1
     storage: str | None = None
     seed: int | None = None
     timeout: float | None = None
@@ -81,6 +83,8 @@ class SweepConfig:
     mlflow: Mapping[str, Any] | None = None
     heartbeat_s: float = 5.0
     lost_after_s: float = 60.0
+    resources: Mapping[str, Any] | None = None
+    launcher: Mapping[str, Any] | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -139,7 +143,13 @@ def _validate(cfg: SweepConfig) -> None:
             f"unknown tuner {cfg.tuner!r}; known tuners: {', '.join(tuner_names())}{hint}"
         )
     check_int("n_trials", cfg.n_trials, at_least=1, error=ConfigError)
-    check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+    if cfg.n_workers != "auto":
+        try:
+            check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+        except ConfigError:
+            raise ConfigError(
+                f"`n_workers` must be an integer >= 1 or 'auto', but got {cfg.n_workers!r}"
+            ) from None
     check_int("max_failures", cfg.max_failures, at_least=1, error=ConfigError)
     check_int("seed", cfg.seed, at_least=0, allow_none=True, error=ConfigError)
     for key in ("timeout", "heartbeat_s", "lost_after_s"):
@@ -151,7 +161,12 @@ def _validate(cfg: SweepConfig) -> None:
     for key in ("objective_args", "tuner_options"):
         if not isinstance(getattr(cfg, key), Mapping):
             raise ConfigError(f"`{key}` must be a mapping, but got {getattr(cfg, key)!r}")
-    for key in ("scheduler", "mlflow"):
+    from hpo_lightning.launchers import Resources
+
+    Resources.from_mapping(cfg.resources)
+    if isinstance(cfg.launcher, str):
+        object.__setattr__(cfg, "launcher", {"name": cfg.launcher})
+    for key in ("scheduler", "mlflow", "launcher"):
         v = getattr(cfg, key)
         if v is not None and not isinstance(v, Mapping):
             raise ConfigError(f"`{key}` must be a mapping (a YAML section), but got {v!r}")

@@ -1,50 +1,38 @@
-"""The sweep driver: composes a tuner, a scheduler, trackers and workers around one store.
+"""The Sweep façade: a sweep's definition and record, and ``run`` / ``for trial in sweep``.
 
-Every decision is taken inside a claim transaction on the store: the driver reads the sweep's
-trials, marks trials of dead workers as lost, rebuilds the tuner's view (finished trials are
-reported once, RUNNING ones are pending), and inserts the next trial. So n_trials holds across
-processes and machines, grid points never repeat, and a killed sweep resumes where it was.
+A Sweep stores its definition (or checks it against the stored one) and starts workers: one in
+this process (:class:`~hpo_lightning.sweep.Worker`), or several through a launcher
+(:mod:`hpo_lightning.launchers`). The workers do everything else: claim, run, record.
 """
 
 from __future__ import annotations
 
-import enum
-import math
+import logging
 import os
-import signal
-import time
-import traceback
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
+from hpo_lightning._names import did_you_mean
 from hpo_lightning._trial import Trial, TrialState
 from hpo_lightning.events import EventBus
-from hpo_lightning.exceptions import UserInputError
-from hpo_lightning.space import SearchSpace
-from hpo_lightning.storage import Claim, Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning.exceptions import ConfigError
+from hpo_lightning.launchers import LocalLauncher, make_launcher
+from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import SweepConfig, check_same_definition, load_sweep_file
+from hpo_lightning.sweep._launched import describe_auto_workers, run_launched
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import ProgressDisplay, summarize
-from hpo_lightning.sweep._result import SweepResult, stop_reason
-from hpo_lightning.sweep._runtime import (
-    INTERRUPTED,
-    Heartbeat,
-    TrialHandle,
-    is_retriable,
-    worker_alive,
-)
-from hpo_lightning.tracking import ExperimentTracker
-from hpo_lightning.tuners import make_tuner
+from hpo_lightning.sweep._ranks import JoinedTrial, joined_trial
+from hpo_lightning.sweep._result import StopReason, SweepResult, pending_requeue
+from hpo_lightning.sweep._run import exit_code
+from hpo_lightning.sweep._runtime import TrialHandle
+from hpo_lightning.sweep._stop import StopToken, stop_on_signals
+from hpo_lightning.sweep._worker import Worker, make_sweep_scheduler
 from hpo_lightning.tuners._base import new_seed
 
-
-class _Next(enum.Enum):
-    WAIT = "wait"  # trials in flight may still fail: wait for a free slot
-    DONE = "done"  # n_trials finished
-    EXHAUSTED = "exhausted"  # the tuner has nothing left (grid)
-    FAILURES = "max_failures"
-    TIMEOUT = "timeout"
+log = logging.getLogger("hpo_lightning")
+_OPTIONS = {f.name for f in fields(SweepConfig)}
 
 
 class Sweep:
@@ -67,6 +55,7 @@ class Sweep:
     """
 
     def __init__(self, config: SweepConfig | None = None, **options: Any) -> None:
+        _check_options(options)
         if config is None:
             options.setdefault("base_dir", os.getcwd())
             config = SweepConfig(**options)
@@ -74,13 +63,14 @@ class Sweep:
             config = replace(config, **options)
         self.config = config
         self.name = config.name
-        self._objective = resolve_objective(config.objective, config.base_dir)
+        resolve_objective(config.objective, config.base_dir)  # fails before anything is written
+        if joined_trial(config.name) is None:
+            make_launcher(config.launcher).validate(config, config.n_workers)
         self.storage: Storage = open_storage(config.storage_location())
-        self._prepare_record()
-        self.mlflow_tracker: Any = None
-        self._ready = False
-        self._pid = -1
-        self._finish_mlflow = True  # local workers leave the sweep summary to their parent
+        if joined_trial(config.name) is not None:
+            self.record = self.storage.get_sweep(config.name)  # another DDP rank writes nothing
+        else:
+            self._prepare_record()
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -114,6 +104,7 @@ class Sweep:
             mlflow=d.get("mlflow"),
             heartbeat_s=float(d.get("heartbeat_s", SweepConfig.heartbeat_s)),
             lost_after_s=float(d.get("lost_after_s", SweepConfig.lost_after_s)),
+            resources=d.get("resources"),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(replace(cfg, **overrides) if overrides else cfg)
@@ -142,294 +133,83 @@ class Sweep:
             check_same_definition(cfg.name, self.record.definition, definition)
             self.config = cfg.with_seed(int(self.record.definition["seed"]))
 
-    def _make_mlflow_tracker(self) -> Any:
-        from hpo_lightning.tracking import MLflowTracker
-
-        m = dict(self.config.mlflow or {})
-        tracker = MLflowTracker(
-            tracking_uri=m.get("tracking_uri"),
-            experiment_name=m.get("experiment") or self.name,
-            storage=self.storage,
-        )
-        tracker.sweep_started(self.name, self.record.definition)
-        return tracker
-
-    def _setup(self) -> None:
-        """Build the tuner, scheduler and trackers (in the process that runs trials)."""
-        if self._ready and self._pid == os.getpid():
-            return
-        cfg = self.config
-        self._pid = os.getpid()
-        options = dict(cfg.tuner_options)
-        if cfg.tuner == "auto":
-            options.setdefault("budget", cfg.n_trials)  # choose by the sweep's planned size
-        self.tuner = make_tuner(
-            cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=cfg.seed, **options
-        )
-        self._reported: set[int] = set()
-        self.scheduler = None
-        if cfg.scheduler:
-            from hpo_lightning.schedulers import make_scheduler
-
-            options = dict(cfg.scheduler)
-            if "seed" not in options and _accepts_seed(options.get("name")):
-                options["seed"] = cfg.seed  # e.g. Hyperband's bracket draws follow the sweep seed
-            self.scheduler = make_scheduler(**options)
-        self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
-        self._observers: list[Any] = []
-        if cfg.mlflow:
-            self.mlflow_tracker = self._make_mlflow_tracker()
-            self._observers.append(self.mlflow_tracker)
-        self._bus = EventBus()
-        self._bus.subscribe(self._store_tracker, critical=True)
-        for obs in self._observers:
-            self._bus.subscribe(obs)
-        self._heartbeat = Heartbeat(self.storage, cfg.heartbeat_s)
-        # Import the callback (Lightning, torch: seconds) before the first claim, not while a
-        # claimed trial waits for it without heartbeats and looks lost to the other workers.
-        import hpo_lightning.lightning  # noqa: F401
-
-        self._started = time.monotonic()
-        self._ready = True
-
-    # --- claiming ---------------------------------------------------------------------------
-    def _reap(self) -> None:
-        self.storage.fail_stale_trials(
-            self.record.id, older_than_s=self.config.lost_after_s, is_alive=worker_alive
-        )
-
-    def _sync_tuner(self, trials: list[TrialRecord]) -> None:
-        tuner = self.tuner
-        tuner.clear_pending()
-        for t in trials:
-            if t.state is TrialState.RUNNING:
-                tuner.add_pending(t.params)
-            elif t.number not in self._reported:
-                self._reported.add(t.number)
-                value = t.value if t.value is not None else math.nan
-                step = max(t.epochs - 1, 0) if t.state is TrialState.PRUNED else None
-                tuner.report_result(t.params, value, state=t.state, step=step)
-
-    def _claim(self, limit: int | None = None) -> TrialRecord | _Next:
-        self._reap()
-        return self.storage.claim_with(self.record.id, lambda c: self._decide(c, limit))
-
-    def _decide(self, claim: Claim, limit: int | None) -> TrialRecord | _Next:
-        """Inside the claim transaction: stop, wait, retry a lost trial, or add a new one.
-
-        Safe to run again on fresh trials (a store may replay it after a lost connection):
-        the tuner's pending set is rebuilt and each finished trial is reported once.
-        """
-        cfg = self.config
-        trials = claim.trials
-        s = summarize(trials, cfg.mode)
-        failures = sum(1 for t in trials if t.state is TrialState.FAILED and not is_retriable(t))
-        if failures >= cfg.max_failures:
-            return _Next.FAILURES
-        target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
-        if s["done"] >= target:
-            return _Next.DONE
-        if s["done"] + s["running"] >= target:
-            return _Next.WAIT
-        if cfg.retry_lost:
-            retried = {t.attrs.get("retry_of") for t in trials}
-            for t in trials:
-                if is_retriable(t) and t.number not in retried:
-                    return claim.add_trial(t.params, tuner=t.tuner, attrs={"retry_of": t.number})
-        self._sync_tuner(trials)
-        params = self.tuner.suggest()
-        if params is None:
-            return _Next.WAIT if s["running"] else _Next.EXHAUSTED
-        return claim.add_trial(params, tuner=self.tuner.name)
-
-    def _next_trial(self, limit: int | None = None) -> TrialRecord | _Next:
-        """Claim the next trial, waiting while in-flight trials may still need a slot."""
-        while True:
-            timeout = self.config.timeout
-            if timeout is not None and time.monotonic() - self._started > timeout:
-                return _Next.TIMEOUT
-            nxt = self._claim(limit)
-            if nxt is not _Next.WAIT:
-                return nxt
-            time.sleep(0.05)
-
-    # --- running trials -------------------------------------------------------------------
-    def _handle(self, rec: TrialRecord) -> TrialHandle:
-        from hpo_lightning.lightning import HPOCallback
-
-        trial = Trial(sweep=self.name, number=rec.number, params=dict(rec.params), id=rec.id)
-        callback = HPOCallback(
-            None,
-            monitor=self.config.monitor,
-            mode=self.config.mode,
-            tracker=self._store_tracker,
-            observers=self._observers,
-            scheduler=self.scheduler,
-            trial=trial,
-            sweep=self.name,
-        )
-        return TrialHandle(self, rec, callback, self._bus)
-
-    def _finish_handle(self, handle: TrialHandle, returned: Any) -> None:
-        if handle.finished:
-            return
-        if (isinstance(returned, (int, float)) and not isinstance(returned, bool)) or (
-            returned is not None and hasattr(returned, "item")
-        ):
-            handle.report(returned)
-        else:
-            handle.finish(
-                TrialState.FAILED,
-                math.nan,
-                "the objective neither fitted a Trainer with the callback nor "
-                "returned a metric value",
-            )
-
-    def _run_one(self, rec: TrialRecord) -> None:
-        self._heartbeat.add(rec.id)  # before anything slow: the trial is claimed already
-        try:
-            handle = self._handle(rec)
-        except BaseException:
-            self._heartbeat.remove(rec.id)
-            raise
-        in_main = _in_main_thread()
-        sigint = signal.getsignal(signal.SIGINT) if in_main else None
-        try:
-            returned = self._objective(
-                dict(rec.params), handle.callback, **dict(self.config.objective_args)
-            )
-        except (KeyboardInterrupt, SystemExit) as exc:
-            interrupted = (
-                isinstance(exc, KeyboardInterrupt)
-                or "interrupt" in str(getattr(handle.callback, "message", "") or "").lower()
-                or _lightning_interrupt(handle)
-            )
-            self._fail(
-                handle,
-                f"{INTERRUPTED}stopped by Ctrl-C"
-                if interrupted
-                else f"SystemExit({getattr(exc, 'code', '')}) raised by the objective",
-            )
-            if interrupted or isinstance(exc, KeyboardInterrupt):
-                raise KeyboardInterrupt from None
-        except UserInputError as exc:
-            # a wrong monitor or metric type fails every trial alike: stop and say so
-            self._fail(handle, f"{type(exc).__name__}: {exc}")
-            raise
-        except Exception as exc:
-            tb = "".join(traceback.format_exception(exc)[-8:])
-            self._fail(handle, f"{type(exc).__name__}: {exc}\n{tb}"[:4000])
-        else:
-            self._finish_handle(handle, returned)
-        finally:
-            self._heartbeat.remove(rec.id)
-            if in_main and sigint is not None:
-                signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT after Ctrl-C
-
-    def _fail(self, handle: TrialHandle, message: str) -> None:
-        if handle.finished:
-            # the callback already recorded the failure; keep an interruption retriable
-            if message.startswith(INTERRUPTED):
-                self.storage.finish_trial(
-                    handle.record.id, TrialState.FAILED, None, message=message
-                )
-            return
-        handle.finish(TrialState.FAILED, math.nan, message)
-
-    # --- public API ---------------------------------------------------------------------------
+    # --- running ----------------------------------------------------------------------
     def run(
-        self, *, n_workers: int | None = None, progress: str = "auto", max_trials: int | None = None
+        self,
+        *,
+        n_workers: int | str | None = None,
+        progress: str = "auto",
+        max_trials: int | None = None,
+        isolate: bool = False,
     ) -> SweepResult:
-        """Run until n_trials trials finished (or timeout / max_failures / Ctrl-C).
+        """Run until n_trials trials finished (or timeout / max_failures / a stop request).
 
         Args:
-            n_workers: local worker processes (default: the config's).
+            n_workers: workers (default: the config's; "auto" places them by ``resources``).
             progress: "auto", "bar", "lines" or "quiet".
-            max_trials: stop this call after this many finished trials in total (workers).
+            max_trials: stop this call once the sweep has this many finished trials.
+            isolate: run even a single worker in a process of its own (the command line does:
+                a trial that kills its process then does not kill the sweep).
+
+        Ctrl-C and SIGTERM follow the stop contract (see ``hpo_lightning.sweep._stop``): the
+        result's ``stopped`` is INTERRUPTED and ``exit_code`` 130 or 143.
         """
-        workers = n_workers or self.config.n_workers
+        joined = joined_trial(self.name)
+        if joined is not None:  # another DDP rank of rank 0's trial
+            Worker(self.config, self.storage, self.record).run_joined(joined)
+            return self.result(StopReason.JOINED)
+        workers = n_workers if n_workers is not None else self.config.n_workers
         display = ProgressDisplay(
             self.name, self.config.n_trials, self.config.monitor, self.config.mode, style=progress
         )
-        stopped = "done"
-        try:
-            with display:
-                if workers > 1:
-                    stopped = self._run_parallel(workers, display)
-                else:
-                    stopped = self._run_serial(display, max_trials)
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-        finally:
-            self._close_run()
-        return self.result(stopped)
+        token = StopToken()
+        launcher = make_launcher(self.config.launcher)
+        local = isinstance(launcher, LocalLauncher)
+        if local and workers == "auto":
+            log.info(describe_auto_workers(self.config))
+        with display, stop_on_signals(token):
+            if local and not isolate and _n(launcher, self.config, workers) == 1:
+                reason = self._run_here(display, token, max_trials)
+            else:
+                reason = run_launched(self, launcher, workers, display, token, max_trials)
+        return self.result(reason, token=token)
 
-    def _run_serial(self, display: ProgressDisplay, limit: int | None) -> str:
-        self._setup()
+    def _run_here(
+        self, display: ProgressDisplay, token: StopToken, limit: int | None
+    ) -> StopReason:
+        worker = Worker(self.config, self.storage, self.record, stop=token)
         display.update(self.storage.get_trials(self.record.id))
-        while True:
-            nxt = self._next_trial(limit)
-            if isinstance(nxt, _Next):
-                return nxt.value
-            self._run_one(nxt)
-            if display.style != "quiet":
-                display.update(self.storage.get_trials(self.record.id))
+        try:
+            return worker.run(limit, on_trial=lambda: self._show(display))
+        except KeyboardInterrupt:
+            token.request(reason="stopped by Ctrl-C (SIGINT)")
+            return StopReason.INTERRUPTED
+        finally:
+            worker.close()
 
-    def _run_parallel(self, workers: int, display: ProgressDisplay) -> str:
-        from hpo_lightning.sweep._workers import run_parallel
-
-        return run_parallel(self, workers, display)
+    def _show(self, display: ProgressDisplay) -> None:
+        if display.style != "quiet":
+            display.update(self.storage.get_trials(self.record.id))
 
     def __iter__(self) -> Iterator[TrialHandle]:
         """Yield trials for a loop you write; each is finished when the loop moves on."""
-        self._setup()
-        try:
-            while True:
-                nxt = self._next_trial()
-                if not isinstance(nxt, TrialRecord):
-                    return
-                self._heartbeat.add(nxt.id)
-                try:
-                    handle = self._handle(nxt)
-                except BaseException:
-                    self._heartbeat.remove(nxt.id)
-                    raise
-                try:
-                    yield handle
-                except GeneratorExit:
-                    self._fail(handle, f"{INTERRUPTED}the loop stopped during this trial")
-                    raise
-                finally:
-                    self._heartbeat.remove(nxt.id)
-                self._finish_handle(handle, None)
-        finally:
-            self._close_run()
-
-    def _close_run(self) -> None:
-        if not self._ready:
+        joined = joined_trial(self.name)
+        if joined is not None:  # another DDP rank: the loop body runs rank 0's trial once
+            yield from _joined_handles(self, joined)
             return
-        self._heartbeat.stop()
-        self._ready = False  # a later run() sets everything up again
-        tracker, self.mlflow_tracker = self.mlflow_tracker, None
-        if tracker is not None:
-            try:
-                if self._finish_mlflow:
-                    tracker.sweep_finished(self.name)
-                tracker.close()
-            except Exception as exc:  # MLflow is a mirror; never fail the sweep for it
-                import logging
+        worker = Worker(self.config, self.storage, self.record)
+        try:
+            yield from worker.trials()
+        finally:
+            worker.close()
 
-                logging.getLogger("hpo_lightning").warning("MLflow at sweep end failed: %s", exc)
-
-    def result(self, stopped: str = "done") -> SweepResult:
+    def result(
+        self, stopped: StopReason = StopReason.DONE, *, token: StopToken | None = None
+    ) -> SweepResult:
+        """How the sweep stands, for a run that stopped for ``stopped``."""
         trials = self.storage.get_trials(self.record.id)
         s = summarize(trials, self.config.mode)
-        first_error = next(
-            (t.message for t in trials if t.state is TrialState.FAILED and not is_retriable(t)),
-            None,
-        )
-        if stopped == "done":
-            stopped = stop_reason(self.config, trials)
+        first_error = next((t.message for t in trials if t.state is TrialState.FAILED), None)
         return SweepResult(
             name=self.name,
             stopped=stopped,
@@ -439,6 +219,8 @@ class Sweep:
             best=s["best"],
             first_error=first_error,
             storage_url=redact_url(self.storage.url),
+            n_requeued=len(pending_requeue(trials)),
+            exit_code=exit_code(stopped, token or StopToken()),
         )
 
     def trials(self) -> list[TrialRecord]:
@@ -451,24 +233,41 @@ class Sweep:
         return f"Sweep({self.name!r}, storage={redact_url(self.storage.url)!r})"
 
 
-def _accepts_seed(name: object) -> bool:
-    import inspect
-
-    from hpo_lightning.schedulers import _registry
-
-    cls = _registry._REGISTRY.get(name) if isinstance(name, str) else None
-    return cls is not None and "seed" in inspect.signature(cls).parameters
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+def _check_options(options: dict[str, Any]) -> None:
+    """Unknown Sweep/run_sweep options get the same "did you mean" as file keys."""
+    for key in options:
+        if key not in _OPTIONS:
+            hint = did_you_mean(key, sorted(_OPTIONS))
+            raise ConfigError(f"unknown sweep option {key!r}{hint}")
 
 
-def _lightning_interrupt(handle: TrialHandle) -> bool:
-    msg = getattr(handle.callback, "message", None) or ""
-    return "KeyboardInterrupt" in msg or msg.startswith("interrupted")
+def _n(launcher: Any, config: SweepConfig, workers: int | str) -> int:
+    """How many workers ``workers`` ("auto" included) means for this launcher."""
+    return len(launcher.plan(config, workers)) if workers == "auto" else int(workers)
+
+
+def _joined_handles(sweep: Sweep, joined: JoinedTrial) -> Iterator[TrialHandle]:
+    """The one trial another DDP rank runs inside a ``for trial in sweep`` loop."""
+    worker = Worker(sweep.config, sweep.storage, sweep.record)
+    worker.scheduler = make_sweep_scheduler(sweep.config)
+    trial = Trial(
+        sweep=sweep.name, number=joined.number, params=dict(joined.params), id=joined.trial_id
+    )
+    rec = TrialRecord(
+        id=joined.trial_id,
+        sweep_id=sweep.record.id,
+        number=joined.number,
+        state=TrialState.RUNNING,
+        params=dict(joined.params),
+    )
+    # another rank publishes nothing: an empty bus
+    yield TrialHandle(
+        sweep.name,
+        rec,
+        worker.callback(trial, joined=True),
+        EventBus(),
+        monitor=sweep.config.monitor,
+    )
 
 
 def run_sweep(objective: Any, **options: Any) -> SweepResult:

@@ -1,51 +1,61 @@
-"""How a sweep run ended."""
+"""How a sweep run ended, as values."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
 from hpo_lightning._trial import TrialState
 from hpo_lightning.storage import TrialRecord
-from hpo_lightning.sweep._config import SweepConfig
-from hpo_lightning.sweep._progress import summarize
-from hpo_lightning.sweep._runtime import INTERRUPTED, is_retriable
+
+
+class StopReason(str, enum.Enum):
+    """Why a sweep run (or one worker's loop) stopped."""
+
+    DONE = "done"  # n_trials trials finished
+    LIMIT = "limit"  # the run's max_trials was reached before n_trials
+    EXHAUSTED = "exhausted"  # the tuner has nothing left (a finished grid)
+    TIMEOUT = "timeout"  # no new trial after `timeout` seconds
+    MAX_FAILURES = "max_failures"  # max_failures trials failed
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or a stop request; running trials requeued
+    JOINED = "joined"  # this process ran rank 0's trial as another DDP rank
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    """How a sweep run ended. ``stopped`` is done, exhausted, timeout, max_failures or
-    interrupted; ``first_error`` is the message of the first failed trial."""
+    """How a sweep run ended. ``stopped`` is a StopReason; ``first_error`` is the message of the
+    first failed trial; ``exit_code`` is what the command line exits with."""
 
     name: str
-    stopped: str
+    stopped: StopReason
     n_complete: int
     n_pruned: int
     n_failed: int
     best: TrialRecord | None
     first_error: str | None
     storage_url: str
+    n_requeued: int = 0
+    exit_code: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.stopped not in ("max_failures", "interrupted")
+        return self.stopped not in (StopReason.MAX_FAILURES, StopReason.INTERRUPTED)
 
     @property
     def best_params(self) -> dict[str, Any] | None:
         return dict(self.best.params) if self.best else None
 
 
-def stop_reason(cfg: SweepConfig, trials: list[TrialRecord]) -> str:
-    """done, exhausted, max_failures or interrupted, from the stored trials."""
-    s = summarize(trials, cfg.mode)
-    failures = sum(1 for t in trials if t.state is TrialState.FAILED and not is_retriable(t))
-    if failures >= cfg.max_failures:
-        return "max_failures"
-    if any(
-        t.state is TrialState.FAILED
-        and (t.message or "").startswith(INTERRUPTED)
-        and not any(o.attrs.get("retry_of") == t.number for o in trials)
-        for t in trials
-    ):
-        return "interrupted"
-    return "done" if s["done"] >= cfg.n_trials else "exhausted"
+def failures(trials: list[TrialRecord]) -> int:
+    """Trials that count towards max_failures (FAILED; requeued trials never do)."""
+    return sum(1 for t in trials if t.state is TrialState.FAILED)
+
+
+def pending_requeue(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Requeued trials (interrupted, lost) whose params have not been run again yet."""
+    retried = {t.attrs.get("retry_of") for t in trials}
+    return [t for t in trials if t.state.requeued and t.number not in retried]

@@ -7,22 +7,11 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hpo_lightning._trial import Trial, TrialState, to_metric
+from hpo_lightning._trial import FailureKind, Trial, TrialState, to_metric
 from hpo_lightning.events import EventBus, TrainingFinish
 from hpo_lightning.storage import Storage, TrialRecord
-
-if TYPE_CHECKING:
-    from hpo_lightning.sweep._driver import Sweep
-
-LOST = "lost: "
-INTERRUPTED = "interrupted: "
-
-
-def is_retriable(rec: TrialRecord) -> bool:
-    """A FAILED trial whose run was cut short (killed process, Ctrl-C), not one that failed."""
-    return rec.state is TrialState.FAILED and (rec.message or "").startswith((LOST, INTERRUPTED))
 
 
 def worker_alive(worker: str) -> bool | None:
@@ -96,13 +85,24 @@ class TrialHandle:
     Use ``trial.report(value)`` instead of the callback when you evaluate without Lightning.
     """
 
-    def __init__(self, sweep: Sweep, record: TrialRecord, callback: Any, bus: EventBus) -> None:
+    def __init__(
+        self,
+        sweep: str,
+        record: TrialRecord,
+        callback: Any,
+        bus: EventBus,
+        *,
+        monitor: str,
+        mlflow_tracker: Any = None,
+    ) -> None:
         self.sweep = sweep
         self.record = record
         self.number = record.number
         self.params: dict[str, Any] = dict(record.params)
         self.callback = callback
-        self.trial = Trial(sweep=sweep.name, number=record.number, params=self.params, id=record.id)
+        self.trial = Trial(sweep=sweep, number=record.number, params=self.params, id=record.id)
+        self.monitor = monitor
+        self.mlflow_tracker = mlflow_tracker
         self._bus = bus
         self._done = False
 
@@ -112,15 +112,25 @@ class TrialHandle:
 
     def report(self, value: Any) -> None:
         """Finish the trial with ``value`` (NaN/inf -> FAILED)."""
-        v = to_metric(value, self.sweep.config.monitor)
+        v = to_metric(value, self.monitor)
         if math.isfinite(v):
             self.finish(TrialState.COMPLETE, v)
         else:
             self.finish(
-                TrialState.FAILED, math.nan, f"'{self.sweep.config.monitor}' was {v} (diverged)"
+                TrialState.FAILED,
+                math.nan,
+                f"'{self.monitor}' was {v} (diverged)",
+                failure=FailureKind.DIVERGED,
             )
 
-    def finish(self, state: TrialState, value: float, message: str | None = None) -> None:
+    def finish(
+        self,
+        state: TrialState,
+        value: float,
+        message: str | None = None,
+        *,
+        failure: FailureKind | None = None,
+    ) -> None:
         if self.finished:
             return
         self._done = True
@@ -130,8 +140,9 @@ class TrialHandle:
                 best_metric=value,
                 best_params=self.params,
                 state=state,
-                epochs=0,
+                epochs=getattr(self.callback, "epochs", 0) or 0,
                 message=message,
+                failure=failure,
             )
         )
 
@@ -140,18 +151,18 @@ class TrialHandle:
 
         Options go to ``MLflowTracker.logger_for`` (``prefix=``, ``package=``).
         """
-        tracker = self.sweep.mlflow_tracker
+        tracker = self.mlflow_tracker
         if tracker is None:
             from hpo_lightning.exceptions import ConfigError
 
             raise ConfigError(
-                f"sweep '{self.sweep.name}' has no MLflow tracking; add an `mlflow:` section "
+                f"sweep '{self.sweep}' has no MLflow tracking; add an `mlflow:` section "
                 "(tracking_uri, experiment) to use trial.mlflow_logger()"
             )
         return tracker.logger_for(self.trial, **options)
 
     def __repr__(self) -> str:
-        return f"TrialHandle(sweep={self.sweep.name!r}, number={self.number}, params={self.params})"
+        return f"TrialHandle(sweep={self.sweep!r}, number={self.number}, params={self.params})"
 
 
 Finisher = Callable[[TrialHandle], None]

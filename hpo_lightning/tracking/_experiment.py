@@ -124,6 +124,7 @@ class ExperimentTracker(Tracker):
                 event.best_metric,
                 epochs=event.epochs,
                 message=event.message,
+                failure=event.failure,
             )
 
     def close(self) -> None:

@@ -43,6 +43,8 @@ STATUS = {
     TrialState.COMPLETE: "FINISHED",
     TrialState.FAILED: "FAILED",
     TrialState.PRUNED: "KILLED",
+    TrialState.INTERRUPTED: "KILLED",
+    TrialState.LOST: "KILLED",
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from hpo_lightning._trial import TrialState
+from hpo_lightning._trial import FailureKind, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
 from hpo_lightning.storage import Storage, open_storage, worker_id
 
@@ -308,13 +308,38 @@ class StorageContract:
         assert [t.id for t in failed] == [quiet.id]
         assert store.fail_stale_trials(sweep.id, older_than_s=0.0, is_alive=lambda w: True) == []
         trials = {t.id: t for t in store.get_trials(sweep.id)}
-        assert trials[orphan_id].state is TrialState.FAILED
+        assert trials[orphan_id].state is TrialState.LOST
         assert "no longer running" in (trials[orphan_id].message or "")
-        assert trials[quiet.id].state is TrialState.FAILED
+        assert trials[quiet.id].state is TrialState.LOST
         assert "no heartbeat" in (trials[quiet.id].message or "")
         assert trials[fresh.id].state is TrialState.RUNNING
-        # a failed trial stays failed
+        # a lost trial stays lost
         assert store.finish_trial(orphan_id, TrialState.COMPLETE, 1.0) is False
+
+    def test_params_lost_twice_fail_as_crashed(self, store: Storage) -> None:
+        sweep = store.create_sweep("s", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            first = c.add_trial({"i": 1})
+            again = c.add_trial({"i": 1}, attrs={"retry_of": first.number, "losses": 1})
+        dead = lambda w: False  # noqa: E731 - both workers are gone
+        lost = store.fail_stale_trials(sweep.id, older_than_s=3600, is_alive=dead)
+        by_id = {t.id: t for t in lost}
+        assert by_id[first.id].state is TrialState.LOST and by_id[first.id].failure is None
+        assert by_id[again.id].state is TrialState.FAILED
+        assert by_id[again.id].failure is FailureKind.CRASHED
+        stored = {t.id: t for t in store.get_trials(sweep.id)}
+        assert stored[again.id].failure is FailureKind.CRASHED
+        assert "2 times" in (stored[again.id].message or "")
+
+    def test_failure_kind_is_stored(self, store: Storage) -> None:
+        sweep = store.create_sweep("s", DEFINITION, mode="min")
+        with store.claim(sweep.id) as c:
+            t = c.add_trial({"i": 1})
+        store.finish_trial(
+            t.id, TrialState.FAILED, None, message="nan", failure=FailureKind.DIVERGED
+        )
+        (stored,) = store.get_trials(sweep.id)
+        assert stored.failure is FailureKind.DIVERGED and stored.message == "nan"
 
     # --- values -------------------------------------------------------------------------
     def test_params_round_trip_as_json(self, store: Storage) -> None:
