@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import FailureKind, Mode, TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
 from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
 from hpo_lightning.storage._served import _wire
@@ -191,6 +191,7 @@ class RemoteStorage(Storage):
         *,
         epochs: int | None = None,
         message: str | None = None,
+        failure: FailureKind | None = None,
     ) -> bool:
         state = TrialState(state)
         if state is TrialState.RUNNING:
@@ -201,6 +202,7 @@ class RemoteStorage(Storage):
             "value": None if value is None else float(value),
             "epochs": epochs,
             "message": message,
+            "failure": None if failure is None else FailureKind(failure).value,
         }
         return bool(self._call("finish_trial", args))
 
@@ -223,13 +225,23 @@ class RemoteStorage(Storage):
         return {int(n): _wire.int_keys(c) for n, c in curves.items()}
 
     def fail_stale_trials(
-        self, sweep_id: int, *, older_than_s: float, is_alive: Callable[[str], bool | None]
+        self,
+        sweep_id: int,
+        *,
+        older_than_s: float,
+        is_alive: Callable[[str], bool | None],
+        max_losses: int = 2,
     ) -> list[TrialRecord]:
         # Liveness is judged here (it may look at this machine's processes); the server
         # applies the verdicts, and a worker it has no verdict for is judged by its heartbeat.
         running = self.get_trials(sweep_id, states=[TrialState.RUNNING])
         verdicts = {w: is_alive(w) for w in {t.worker or "" for t in running}}
-        args = {"sweep_id": sweep_id, "older_than_s": older_than_s, "verdicts": verdicts}
+        args = {
+            "sweep_id": sweep_id,
+            "older_than_s": older_than_s,
+            "verdicts": verdicts,
+            "max_losses": max_losses,
+        }
         return [_wire.trial_from(d) for d in self._call("fail_stale_trials", args)]
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from hpo_lightning._trial import TrialState
+from hpo_lightning._trial import FailureKind, TrialState
 from hpo_lightning.exceptions import HPOError, StorageError
 from hpo_lightning.storage._base import Storage, acting_for
 from hpo_lightning.storage._served import _wire
@@ -202,7 +202,10 @@ def _result(fn: Callable[[Dispatcher, dict[str, Any]], Any]) -> Callable[..., di
 def _fail_stale(dispatcher: Dispatcher, a: dict[str, Any]) -> list[dict[str, Any]]:
     verdicts: dict[str, bool | None] = a.get("verdicts") or {}
     failed = dispatcher.store.fail_stale_trials(
-        int(a["sweep_id"]), older_than_s=float(a["older_than_s"]), is_alive=verdicts.get
+        int(a["sweep_id"]),
+        older_than_s=float(a["older_than_s"]),
+        is_alive=verdicts.get,
+        max_losses=int(a.get("max_losses", 2)),
     )
     return [_wire.trial_to(t) for t in failed]
 
@@ -236,6 +239,7 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
             a.get("value"),
             epochs=a.get("epochs"),
             message=a.get("message"),
+            failure=None if a.get("failure") is None else FailureKind(a["failure"]),
         )
     ),
     "heartbeat": _result(lambda s, a: s.store.heartbeat([int(i) for i in a["trial_ids"]])),

@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 from hpo_lightning import exceptions
-from hpo_lightning._trial import TrialState
+from hpo_lightning._trial import FailureKind, TrialState
 from hpo_lightning.storage._base import SweepRecord, TrialRecord
 
 #: version of the protocol; a client refuses a server that speaks another
@@ -85,7 +85,7 @@ def sweep_from(d: Mapping[str, Any]) -> SweepRecord:
 
 
 #: fields of a TrialRecord that hold an enum, and how to read them back
-_TRIAL_ENUMS: dict[str, Any] = {"state": TrialState}
+_TRIAL_ENUMS: dict[str, Any] = {"state": TrialState, "failure": FailureKind}
 
 
 def trial_to(rec: TrialRecord) -> dict[str, Any]:
