@@ -83,3 +83,9 @@ def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) ->
 def wrong_monitor(params: dict[str, Any], callback: Any) -> None:
     """Fits with the callback but logs a different key than the sweep monitors."""
     lightning_fit(params, callback, max_epochs=1)
+
+
+def devices_sleeper(params: dict[str, Any], callback: Any, seconds: float = 0.2) -> float:
+    """Sleeps; the worker stores the CUDA_VISIBLE_DEVICES it ran with in the trial's attrs."""
+    time.sleep(seconds)
+    return float(params["x"])
