@@ -150,7 +150,9 @@ def test_the_served_ray_store_passes_the_single_process_contract(ray: Any, tmp_p
                 for _ in range(n)
             ]
 
-        numbers = sorted(n for part in ray.get([claim_many.remote(url, 10)] * 2) for n in part)
+        numbers = sorted(
+            n for part in ray.get([claim_many.remote(url, 10) for _ in range(2)]) for n in part
+        )
         assert numbers == list(range(20))
         trials = store.get_trials(sweep.id)
         assert [t.params["n"] for t in trials] == list(range(20))  # each saw all before it
