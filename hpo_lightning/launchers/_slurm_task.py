@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class SlurmTask:
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self._token: Any = None
+        self._requeued = False
 
     def __call__(self, spec: WorkerSpec) -> int:
         from hpo_lightning.sweep._run import run_worker
@@ -43,6 +45,10 @@ class SlurmTask:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"code": code, "job": os.environ.get("SLURM_JOB_ID")}))
             tmp.replace(path)
+        if self._requeued:
+            # submitit ended the trial with SystemExit to requeue the task; the worker stored
+            # the trial INTERRUPTED and returned, so say "requeue me" as submitit would have
+            sys.exit(_requeue_code())
         return code
 
     def checkpoint(self, spec: WorkerSpec) -> Any:
@@ -55,6 +61,7 @@ class SlurmTask:
 
         if self._token is not None:
             self._token.request(now=True, reason="Slurm timeout or preemption: task requeued")
+        self._requeued = True
         return DelayedSubmission(SlurmTask(self.folder), spec)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -63,3 +70,13 @@ class SlurmTask:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.folder = state["folder"]
         self._token = None
+        self._requeued = False
+
+
+def _requeue_code() -> int:
+    """The exit code by which a task asks submitit's controller to run it again."""
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local":
+        from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE
+
+        return int(LOCAL_REQUEUE_RETURN_CODE)
+    return -1  # Slurm: `scontrol requeue` (done by submitit) already put the task back
