@@ -203,3 +203,55 @@ def test_without_ray_the_error_names_the_extra(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install 'hpo_lightning[ray]'" in proc.stderr
     assert not (tmp_path / "hpo_lightning.db").exists()
+
+
+def test_ctrl_c_on_the_driver_stops_the_actors_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """The driver starts its own local Ray here (no fixture): it must also shut it down."""
+    pytest.importorskip("ray")
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "name: c\nobjective: sweep_objectives:devices_sleeper\nobjective_args: {seconds: 3}\n"
+        "monitor: x\nn_trials: 20\nn_workers: 2\ntuner: random\nseed: 3\n"
+        "space: {x: {type: float, low: 0, high: 1}}\n"
+        "launcher: {name: ray, num_cpus: 2, num_gpus: 0}\n"
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpo_lightning", "sweep", str(f), "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    db = tmp_path / "hpo_lightning.db"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert time.monotonic() < deadline, "no trial ran within 120 s"
+            if db.exists():
+                store = open_storage(db)
+                try:
+                    trials = store.get_trials(store.get_sweep("c").id)
+                except Exception:
+                    trials = []
+                store.close()
+                if sum(t.state is TrialState.RUNNING for t in trials) == 2:
+                    break
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err
+    assert "resume with: hpo-lightning sweep" in err
+    store = open_storage(db)
+    trials = store.get_trials(store.get_sweep("c").id)
+    store.close()
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+    assert sum(t.state is TrialState.INTERRUPTED for t in trials) == 2
+    pids = {int(str(t.worker).rpartition(":")[2]) for t in trials}
+    time.sleep(1.0)
+    for pid in pids:  # the actors' processes are gone with the driver's Ray
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
