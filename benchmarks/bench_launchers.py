@@ -108,12 +108,11 @@ def bench_overhead(tmp: Path, small: int, large: int) -> None:
     t_large = run_tune(tmp, large)
     theirs = (t_large - t_small) / (large - small)
     print(f"1. per-trial overhead, trivial trainable, 1 at a time, {small} and {large} trials")
-    print(
-        f"   Ray launcher  wall {w_small:6.1f} s / {w_large:6.1f} s -> {ours * 1000:7.1f} ms/trial"
-    )
-    print(
-        f"   Ray Tune      wall {t_small:6.1f} s / {t_large:6.1f} s -> {theirs * 1000:7.1f} ms/trial"
-    )
+    for who, a, b, per in (
+        ("Ray launcher", w_small, w_large, ours),
+        ("Ray Tune", t_small, t_large, theirs),
+    ):
+        print(f"   {who:12s}  wall {a:6.1f} s / {b:6.1f} s -> {per * 1000:7.1f} ms/trial")
     print(f"   ratio ours / Ray Tune = {ours / theirs:.3f}  (goal <= 0.2)")
 
 
