@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -100,6 +101,9 @@ def steady(trials: list[Any]) -> float:
     return max(t.finished_at for t in done) - min(t.created_at for t in done)
 
 
+GOALS: list[tuple[str, bool]] = []
+
+
 def bench_overhead(tmp: Path, small: int, large: int) -> None:
     w_small, _ = run_ours(tmp, "ovh-small", small, 1)
     w_large, _ = run_ours(tmp, "ovh-large", large, 1)
@@ -114,6 +118,7 @@ def bench_overhead(tmp: Path, small: int, large: int) -> None:
     ):
         print(f"   {who:12s}  wall {a:6.1f} s / {b:6.1f} s -> {per * 1000:7.1f} ms/trial")
     print(f"   ratio ours / Ray Tune = {ours / theirs:.3f}  (goal <= 0.2)")
+    GOALS.append(("Ray launcher per-trial overhead <= 1/5 of Ray Tune's", ours / theirs <= 0.2))
 
 
 def bench_speedup(tmp: Path, n: int) -> None:
@@ -126,6 +131,7 @@ def bench_speedup(tmp: Path, n: int) -> None:
         f"   speed-up  wall {w1 / w2:.2f}x, steady state {steady(t1) / steady(t2):.2f}x "
         "(goal >= 1.8x)"
     )
+    GOALS.append(("2 actors >= 1.8x faster than 1 (steady state)", steady(t1) / steady(t2) >= 1.8))
 
 
 def bench_slurm(tmp: Path, n: int) -> None:
@@ -167,6 +173,7 @@ def bench_slurm(tmp: Path, n: int) -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+            shutil.rmtree(cluster.root, ignore_errors=True)
             os.environ.pop("SLURM_CONF", None)
 
 
@@ -193,6 +200,9 @@ def main() -> None:
                 ray.shutdown()
         if "slurm" not in args.skip:
             bench_slurm(tmp, n_slurm)
+    for goal, met in GOALS:
+        print(f"goal: {goal}: {'MET' if met else 'NOT MET'}")
+    sys.exit(0 if all(met for _, met in GOALS) else 1)
 
 
 if __name__ == "__main__":

@@ -233,3 +233,14 @@ def test_without_submitit_the_error_names_the_extra(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install 'hpo_lightning[slurm]'" in proc.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_resources_no_node_has_are_refused_before_anything_is_written(
+    slurm: LocalSlurm, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"Slurm refuses a task asking for 64 CPUs and 0 GPUs"
+    ) as err:
+        _sweep(tmp_path, resources={"cpus_per_trial": 64})
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "slurm.db").exists()

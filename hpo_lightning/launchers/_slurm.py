@@ -139,23 +139,45 @@ class SlurmLauncher(Launcher):
                 "launcher 'slurm': no `sbatch` on this machine's PATH; run the sweep on a "
                 "Slurm login node (or choose another launcher)"
             )
-        Resources.from_mapping(config.resources)
+        res = Resources.from_mapping(config.resources)
         location = config.storage_location()
         if location == ":memory:":
             raise ConfigError(
                 "launcher 'slurm': an in-memory store (':memory:') cannot be shared with "
                 "Slurm tasks; give a SQLite file path or a postgresql:// URL"
             )
+        self._test_submit(res)
 
-    def plan(self, config: Any, n_workers: int | str) -> list[WorkerSpec]:
-        """One array task per worker; ``auto``: ``array_parallelism`` tasks (else n_trials)."""
-        self.validate(config, n_workers)
-        if n_workers == "auto":
-            n = min(config.n_trials, self.array_parallelism or config.n_trials)
-        else:
-            n = int(n_workers)
-        res = Resources.from_mapping(config.resources)
-        return [WorkerSpec(config=config, index=i, cpus=res.cpus_per_trial) for i in range(n)]
+    def _sbatch_flags(self, res: Resources) -> list[str]:
+        """One task's request as sbatch flags (what the job array asks per task)."""
+        flags = [f"--time={self.minutes}", f"--cpus-per-task={res.cpus_per_trial or 1}"]
+        if res.gpus_per_trial:
+            flags.append(f"--gpus-per-task={int(res.gpus_per_trial)}")
+        if self.partition:
+            flags.append(f"--partition={self.partition}")
+        if self.mem:
+            flags.append(f"--mem={self.mem}")
+        for key, value in self.sbatch.items():
+            flag = "--" + key.replace("_", "-")
+            flags.append(flag if value is True else f"{flag}={value}")
+        return flags
+
+    def _test_submit(self, res: Resources) -> None:
+        """``sbatch --test-only``: Slurm says now whether a task could ever run (a request no
+        node or partition can satisfy is refused here, not left pending for ever)."""
+        cmd = ["sbatch", "--test-only", *self._sbatch_flags(res), "--wrap=true"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ConfigError(f"launcher 'slurm': cannot run sbatch: {exc}") from None
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            why = lines[-1].removeprefix("sbatch: error: ") if lines else "no reason given"
+            raise ConfigError(
+                f"launcher 'slurm': Slurm refuses a task asking for {res.cpus_per_trial or 1} "
+                f"CPUs and {res.gpus_per_trial} GPUs ({' '.join(cmd[2:-1])}): {why}; change "
+                "`resources` or the launcher's options"
+            )
 
     # --- the store the tasks open -----------------------------------------------------------
     def _store_url(self, location: str) -> str:

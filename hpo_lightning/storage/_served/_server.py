@@ -147,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             _log.warning(
                 "refused a request without the right token from %s", self.client_address[0]
             )
+            self.close_connection = True  # its body is not read: the connection cannot go on
             self._reply(
                 HTTPStatus.UNAUTHORIZED, {"error": {"kind": "auth", "message": "bad token"}}
             )
