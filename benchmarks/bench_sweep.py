@@ -6,15 +6,21 @@
    Goal: >= 10x Optuna's rate.
 2. Parallel speed-up: a sleep(1) objective, 16 trials, 4 worker processes vs 1.
    Goal: >= 3.5x.
+3. The per-process Worker against the driver it replaced: the same no-op sweep run by this
+   checkout and by ``--baseline`` (a git ref, default a5e33c9: main before the Worker), each in a
+   fresh subprocess, alternating, median of ``--repeats``. Goal: no regression beyond noise.
 
-Run:  python benchmarks/bench_sweep.py [--trials 300] [--repeats 3]
+Run:  python benchmarks/bench_sweep.py [--trials 300] [--repeats 3] [--baseline REF]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -101,11 +107,83 @@ def parallel(workers: int, n: int, workdir: Path) -> float:
     return dt
 
 
+_TIMED = """
+import sys, time, hpo_lightning as hl
+def noop(params, callback):
+    return 0.0
+space = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "c": ["a", "b", "c"]}
+for name, n in (("warm-up", 5), ("b", int(sys.argv[1]))):  # the warm-up imports Lightning
+    sweep = hl.Sweep(name=name, objective=noop, space=space, monitor="loss", n_trials=n,
+                     storage=sys.argv[2], tuner="random", seed=0)
+    t0 = time.perf_counter()
+    res = sweep.run(progress="quiet")
+    assert res.n_complete == n
+print(1000 * (time.perf_counter() - t0) / int(sys.argv[1]))
+"""
+
+
+def checkout(ref: str, dest: Path) -> Path | None:
+    """``hpo_lightning/`` of git ``ref`` extracted into ``dest`` (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", ref, "hpo_lightning"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"   (no baseline: cannot read {ref} from git: {exc})")
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def ms_per_trial(code_dir: Path, n: int, workdir: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=str(code_dir))
+    db = workdir / f"w-{time.time_ns()}.db"
+    out = subprocess.run(
+        [sys.executable, "-c", _TIMED, str(n), str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=workdir,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def worker_vs_baseline(ref: str, n: int, repeats: int, work: Path) -> None:
+    print(
+        f"\n3. Worker path vs {ref}: no-op objective, {n} sequential trials, SQLite, "
+        f"median of {repeats} alternating runs"
+    )
+    base = checkout(ref, work / "baseline")
+    if base is None:
+        return
+    here = Path(__file__).resolve().parent.parent
+    new, old = [], []
+    for _ in range(repeats):
+        new.append(ms_per_trial(here, n, work))
+        old.append(ms_per_trial(base, n, work))
+    m_new, m_old = statistics.median(new), statistics.median(old)
+    spread = (max(old) - min(old)) / m_old if m_old else 0.0
+    print(f"   this checkout (Worker) {m_new:7.3f} ms/trial   runs {[round(v, 3) for v in new]}")
+    print(f"   {ref:22s} {m_old:7.3f} ms/trial   runs {[round(v, 3) for v in old]}")
+    ratio = m_new / m_old
+    verdict = "met" if ratio <= 1 + max(0.1, spread) else "NOT met"
+    print(
+        f"   ratio new/old {ratio:.3f} (goal: no regression beyond noise "
+        f"{max(0.1, spread):.0%}: {verdict})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parallel-trials", type=int, default=16)
+    ap.add_argument("--baseline", default="a5e33c9", help="git ref of the driver to compare")
     args = ap.parse_args()
     logging.getLogger("hpo_lightning").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +218,7 @@ def main() -> None:
             f"   1 worker {t1:6.2f} s   4 workers {t4:6.2f} s   speed-up {t1 / t4:.2f}x  "
             f"(goal >= 3.5x: {'met' if t1 / t4 >= 3.5 else 'NOT met'})"
         )
+        worker_vs_baseline(args.baseline, args.trials, args.repeats, work)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ class TrainingFinish(TrainingEvent):
     """The trial ended.
 
     Attributes:
-        best_metric: the best monitored value over the epochs (by the mode), NaN if none.
+        best_metric: the trial's result: for COMPLETE, the best monitored value over the
+            epochs (by the mode); for PRUNED, the last value it reached (a stopped trial counts
+            by where it stopped, not by an earlier peak); NaN for FAILED and INTERRUPTED.
         best_params: the trial's params.
         state: COMPLETE, PRUNED (stopped early by a scheduler), FAILED or INTERRUPTED (stopped
             by a stop request; the sweep runs its params again).

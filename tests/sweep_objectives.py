@@ -89,3 +89,107 @@ def devices_sleeper(params: dict[str, Any], callback: Any, seconds: float = 0.2)
     """Sleeps; the worker stores the CUDA_VISIBLE_DEVICES it ran with in the trial's attrs."""
     time.sleep(seconds)
     return float(params["x"])
+
+
+def _marker(kind: str, **data: Any) -> None:
+    """Leave a JSON marker in $HPO_TEST_MARKERS (what a trial saw, from inside it)."""
+    import json
+
+    marker_dir = os.environ.get("HPO_TEST_MARKERS")
+    if not marker_dir:
+        return
+    name = f"{kind}-{os.getpid()}-{time.time_ns()}"
+    with open(os.path.join(marker_dir, name), "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+
+
+def record_devices(params: dict[str, Any], callback: Any, delay: float = 0.4) -> float:
+    """Records the CUDA_VISIBLE_DEVICES it ran with and when (for GPU placement tests)."""
+    start = time.time()
+    time.sleep(delay)
+    _marker(
+        "devices",
+        devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        start=start,
+        end=time.time(),
+        x=params["x"],
+    )
+    return float(params["x"])
+
+
+def self_kill(params: dict[str, Any], callback: Any) -> float:
+    """Kills its own process (like a segfault or the OOM killer) when x > 0.5."""
+    import signal
+
+    if params["x"] > 0.5:
+        _marker("kill", x=params["x"])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(params["x"])
+
+
+def lightning_epochs(
+    params: dict[str, Any],
+    callback: Any,
+    max_epochs: int = 30,
+    epoch_delay: float = 0.2,
+    devices: int = 1,
+    strategy: str = "auto",
+) -> None:
+    """A real Lightning fit on wine whose epochs take ``epoch_delay`` seconds; every rank
+    leaves a marker with the params it built its model from and the epochs it trained."""
+    import pytorch_lightning as pl
+    import torch
+    from sklearn.datasets import load_wine
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = load_wine(return_X_y=True)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    ds = TensorDataset(x, torch.tensor(y))
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = nn.Sequential(
+                nn.Linear(13, params["hidden"]), nn.ReLU(), nn.Linear(params["hidden"], 3)
+            )
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            xb, yb = batch
+            return nn.functional.cross_entropy(self.net(xb), yb)
+
+        def validation_step(self, batch: Any, _: int) -> None:
+            time.sleep(epoch_delay)
+            xb, yb = batch
+            acc = (self.net(xb).argmax(-1) == yb).float().mean()
+            self.log("val_acc", acc, sync_dist=True)
+
+        def on_fit_start(self) -> None:
+            _marker(
+                "fit",
+                rank=self.global_rank,
+                params=dict(params),
+                shape=list(self.net[0].weight.shape),
+                trial=os.environ.get("HPO_LIGHTNING_TRIAL"),
+            )
+
+        def on_train_end(self) -> None:
+            _marker("end", rank=self.global_rank, epochs=self.current_epoch, params=dict(params))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=params["lr"])
+
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=devices,
+        strategy=strategy,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Net(), DataLoader(ds, batch_size=32, shuffle=True), DataLoader(ds, batch_size=256))

@@ -258,5 +258,36 @@ def test_ctrl_c_marks_running_trial_and_says_how_to_resume(tmp_path: Path) -> No
     store.close()
     assert TrialState.RUNNING not in [t.state for t in trials]
     interrupted = [t for t in trials if t.state is TrialState.INTERRUPTED]
-    assert len(interrupted) == 1 and "Ctrl-C" in (interrupted[0].message or "")
+    assert len(interrupted) == 1 and "interrupted" in (interrupted[0].message or "")
     assert TrialState.FAILED not in [t.state for t in trials]
+
+
+def test_status_and_list_show_a_dead_workers_trial_as_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read commands say a trial is lost once its worker is gone, before any resume."""
+    f = write_sweep(tmp_path, name="gone", n_trials=2)
+    db = tmp_path / "hpo_lightning.db"
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    store = open_storage(db, create=False)
+    sweep = store.get_sweep("gone")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that is surely dead
+    import socket
+
+    with store.claim(sweep.id) as c:
+        c.add_trial({"x": 0.5, "y": 1})
+    store.close()
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # set-up: pretend the dead process claimed it
+        conn.execute(
+            "UPDATE hpo_trials SET worker = ? WHERE state = 'running'",
+            (f"{socket.gethostname()}:{proc.pid}",),
+        )
+    capsys.readouterr()
+    assert main(["status", "gone", "--storage", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "lost? (no heartbeat" in out and "1 lost" in out
+    assert main(["list", "--storage", str(db)]) == 0
+    assert "1 lost" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -235,3 +236,51 @@ def test_four_processes_write_one_file(db_path: Path) -> None:
     metric_rows = sum(len(tracker.storage.get_metrics(t.id)) for t in trials)
     assert metric_rows == n_workers * (n // 2) * 3
     tracker.close()
+
+
+def test_the_callback_accepts_any_tracker_subclass() -> None:
+    """A Tracker that does not number trials itself still records every event."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import hpo_lightning as hl
+    from hpo_lightning.tracking import Tracker
+
+    class Recorder(Tracker):
+        def __init__(self) -> None:
+            self.events: list[Any] = []
+
+        def on_event(self, event: Any) -> None:
+            self.events.append(event)
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            loss = self.lin(batch[0]).pow(2).mean()
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    tuner = hl.make_tuner("random", {"x": hl.Float(0, 1)}, seed=0)
+    recorder = Recorder()
+    cb = hl.HPOCallback(tuner, monitor="loss", tracker=recorder)
+    tuner.suggest()
+    data = DataLoader(TensorDataset(torch.ones(8, 2)), batch_size=4)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[cb],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Net(), data)
+    kinds = [type(e).__name__ for e in recorder.events]
+    assert kinds.count("EpochEnd") == 2 and kinds[-1] == "TrainingFinish"
+    assert recorder.events[-1].state is TrialState.COMPLETE

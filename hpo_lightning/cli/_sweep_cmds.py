@@ -13,14 +13,25 @@ from typing import Any
 from hpo_lightning.exceptions import ConfigError
 from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
+from hpo_lightning.sweep._runtime import shown_state
 
 STORAGE_ENV = "HPO_LIGHTNING_STORAGE"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="run (or resume) the sweep of a YAML sweep file")
+    p = sub.add_parser(
+        "sweep",
+        help="run (or resume) the sweep of a YAML sweep file",
+        description="Run (or resume) the sweep of a YAML sweep file.",
+        epilog=STOP_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", help="the sweep file (YAML)")
-    p.add_argument("--n-workers", type=_positive, help="local worker processes (file: n_workers)")
+    p.add_argument(
+        "--n-workers",
+        type=_workers,
+        help="worker processes, or 'auto': one per GPU set (file: n_workers)",
+    )
     p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
     p.add_argument("--storage", help="store path or URL (file: storage)")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
@@ -50,6 +61,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser("list", help="the sweeps in a store")
     _storage_arg(p)
     p.set_defaults(func=cmd_list)
+
+
+STOP_CONTRACT = """\
+stopping: the first Ctrl-C or SIGTERM starts no new trial and stops running fits at their next
+epoch; a second one stops them at once. Stopped trials are stored 'interrupted' and rerun first
+when the same command runs again (never counted as failures). Exit codes: 0 done, 1
+max_failures reached, 2 bad input, 130 Ctrl-C, 143 SIGTERM. Workers never outlive the sweep.
+"""
+
+
+def _workers(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive(text)
 
 
 def _positive(text: str) -> int:
@@ -184,26 +207,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         table = Table(
             title=f"sweep '{sweep.name}' ({sweep.mode} {monitor}) in {redact_url(store.url)}"
         )
-        for col in ("#", "state", monitor, "epochs", "params", "note"):
+        for col in ("#", "state", monitor, "epochs", "params", "where", "note"):
             table.add_column(col, overflow="fold")
         best = s["best"]
-        for t in trials:
+        lost_after = float(sweep.definition.get("lost_after_s", 60.0))
+        shown = [shown_state(t, lost_after) for t in trials]
+        for t, state in zip(trials, shown):
             note = (t.message or "").splitlines()[0][:60] if t.message else ""
             if best is not None and t.number == best.number:
                 note = "best"
+            where = t.attrs.get("host") or (t.worker or "").rpartition(":")[0]
+            if "devices" in t.attrs:
+                where = f"{where} gpu {t.attrs['devices'] or '-'}"
             table.add_row(
                 str(t.number),
-                t.state.value,
+                state,
                 _fmt_value(t.value),
                 str(t.epochs),
                 json.dumps(dict(t.params), sort_keys=True),
+                where,
                 note,
             )
         console = Console(width=max(120, Console().width))
         console.print(table)
+        lost = sum(1 for state in shown if state.startswith("lost?"))
+        requeued = s["interrupted"] + s["lost"]
         console.print(
             f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed, "
-            f"{s['running']} running"
+            f"{s['running'] - lost} running"
+            + (f", {lost} lost (their workers are gone; a rerun requeues them)" if lost else "")
+            + (f", {requeued} interrupted or lost and requeued" if requeued else "")
         )
         if sweep.status not in ("running", "done"):
             console.print(f"launched: {sweep.status}")
@@ -287,11 +320,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not sweeps:
             print(f"no sweeps in {redact_url(store.url)}")
         for sw in sweeps:
-            s = summarize(store.get_trials(sw.id), sw.mode)
+            trials = store.get_trials(sw.id)
+            s = summarize(trials, sw.mode)
             best = s["best"]
+            lost_after = float(sw.definition.get("lost_after_s", 60.0))
+            lost = sum(1 for t in trials if shown_state(t, lost_after).startswith("lost?"))
             print(
                 f"{sw.name}: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
-                f"failed, {s['running']} running; best {sw.definition.get('monitor', 'value')}"
+                f"failed, {s['running'] - lost} running"
+                + (f", {lost} lost" if lost else "")
+                + f"; best {sw.definition.get('monitor', 'value')}"
                 f"={_fmt_value(best.value if best else None)}"
             )
     finally:

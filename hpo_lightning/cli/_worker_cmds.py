@@ -7,11 +7,17 @@ import os
 import sys
 from typing import Any
 
-from hpo_lightning.cli._sweep_cmds import STORAGE_ENV, _positive
+from hpo_lightning.cli._sweep_cmds import STOP_CONTRACT, STORAGE_ENV, _positive
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("worker", help="join a stored sweep and run trials until it is done")
+    p = sub.add_parser(
+        "worker",
+        help="join a stored sweep and run trials until it is done",
+        description="Join a stored sweep and run its trials until it is done.",
+        epilog=STOP_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--storage", help=f"store URL or path (default: ${STORAGE_ENV})")
     p.add_argument("--sweep", required=True, help="name of the sweep to join")
     p.add_argument(

@@ -156,8 +156,11 @@ class _HPOCallbackImpl:
                 "model from its params before trainer.fit()"
             )
         params = pending[-1]
-        if self.tracker is not None and is_zero:
-            return self.tracker.start_trial(params, mode=self.mode, tuner=self.tuner.name)
+        start = getattr(self.tracker, "start_trial", None)
+        if callable(start) and is_zero:
+            trial = start(params, mode=self.mode, tuner=self.tuner.name)
+            if trial is not None:
+                return trial
         self._local_number += 1
         return Trial(sweep=self.sweep, number=self._local_number - 1, params=dict(params))
 
@@ -327,9 +330,7 @@ class _HPOCallbackImpl:
             stop.in_fit = False
         if self.trial is None or self._finished:
             return
-        if (stop is not None and stop.requested) or (
-            stop is None and isinstance(exception, KeyboardInterrupt)
-        ):
+        if isinstance(exception, KeyboardInterrupt) or (stop is not None and stop.requested):
             # Ctrl-C or SIGTERM (Lightning raises its own SIGTERMException): requeued
             self.interrupted = True
             message = stop.message() if stop is not None else "interrupted: Ctrl-C"

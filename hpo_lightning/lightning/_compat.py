@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo_lightning.exceptions import missing_extra
+from hpo_lightning.exceptions import MissingDependencyError
 
 
 def callback_bases() -> tuple[type, ...]:
@@ -26,7 +26,11 @@ def callback_bases() -> tuple[type, ...]:
     except ImportError:
         pass
     if not bases:
-        raise missing_extra("pytorch-lightning", "lightning", "HPOCallback")
+        raise MissingDependencyError(
+            "HPOCallback needs Lightning, which is not installed (it is a dependency of "
+            "hpo_lightning: the install was incomplete); install it with: "
+            "pip install pytorch-lightning"
+        )
     return tuple(bases)
 
 

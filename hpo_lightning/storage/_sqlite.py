@@ -170,6 +170,12 @@ class SQLiteStorage(SQLStorage):
             self._retry(lambda: cur.execute("BEGIN IMMEDIATE"))
             try:
                 yield cur
+            except sqlite3.DatabaseError as exc:
+                conn.rollback()
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise
+                # one error contract for every store: StorageError, never sqlite3's own
+                raise StorageError(f"{self.url}: the write was refused: {exc}") from exc
             except BaseException:
                 conn.rollback()
                 raise

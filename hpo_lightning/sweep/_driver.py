@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from typing import Any
@@ -156,7 +157,9 @@ class Sweep:
         """
         joined = joined_trial(self.name)
         if joined is not None:  # another DDP rank of rank 0's trial
-            Worker(self.config, self.storage, self.record).run_joined(joined)
+            token = StopToken()
+            with stop_on_signals(token):  # stop with rank 0, at the epoch it broadcasts
+                Worker(self.config, self.storage, self.record, stop=token).run_joined(joined)
             return self.result(StopReason.JOINED)
         workers = n_workers if n_workers is not None else self.config.n_workers
         display = ProgressDisplay(
@@ -165,8 +168,8 @@ class Sweep:
         token = StopToken()
         launcher = make_launcher(self.config.launcher)
         local = isinstance(launcher, LocalLauncher)
-        if local and workers == "auto":
-            log.info(describe_auto_workers(self.config))
+        if local and workers == "auto" and display.style != "quiet":
+            print(f"[{self.name}] {describe_auto_workers(self.config)}", file=sys.stderr)
         with display, stop_on_signals(token):
             if local and not isolate and _n(launcher, self.config, workers) == 1:
                 reason = self._run_here(display, token, max_trials)
@@ -197,9 +200,11 @@ class Sweep:
         if joined is not None:  # another DDP rank: the loop body runs rank 0's trial once
             yield from _joined_handles(self, joined)
             return
-        worker = Worker(self.config, self.storage, self.record)
+        token = StopToken()
+        worker = Worker(self.config, self.storage, self.record, stop=token)
         try:
-            yield from worker.trials()
+            with stop_on_signals(token):
+                yield from worker.trials()
         finally:
             worker.close()
 

@@ -33,6 +33,8 @@ def summarize(trials: Sequence[TrialRecord], mode: str) -> dict[str, Any]:
         "pruned": counts[TrialState.PRUNED],
         "failed": counts[TrialState.FAILED],
         "running": counts[TrialState.RUNNING],
+        "interrupted": counts[TrialState.INTERRUPTED],
+        "lost": counts[TrialState.LOST],
         "best": best,
     }
 
@@ -102,7 +104,7 @@ class ProgressDisplay:
                     continue
                 self._seen.add(t.number)
                 detail = f"{self.monitor}={_fmt(t.value)}"
-                if t.state is TrialState.FAILED:
+                if t.state is TrialState.FAILED or t.state.requeued:
                     detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
                 print(
                     f"[{self.name}] trial {t.number} {t.state.value}: {detail} "

@@ -35,30 +35,35 @@ def run_worker(
     ``storage`` is given), stops on SIGINT/SIGTERM/``token`` by the stop contract, and stops
     when ``parent_pid`` is no longer its parent.
     """
-    os.environ.update(spec.env)
-    share_cpu_threads(spec.cpus)
     token = token or StopToken()
-    own_store = storage is None
-    store = storage if storage is not None else open_storage(spec.config.storage_location())
-    watch = ParentWatch(token, parent_pid).start() if parent_pid else None
-    worker = Worker(
-        spec.config, store, store.get_sweep(spec.config.name), stop=token, mirror_summary=False
-    )
-    reason = StopReason.INTERRUPTED
-    try:
-        with stop_on_signals(token):
+    with stop_on_signals(token):  # first: a stop that arrives while the worker starts counts
+        os.environ.update(spec.env)
+        share_cpu_threads(spec.cpus)
+        watch = ParentWatch(token, parent_pid).start() if parent_pid else None
+        own_store = storage is None
+        store = storage if storage is not None else open_storage(spec.config.storage_location())
+        try:
+            worker = Worker(
+                spec.config,
+                store,
+                store.get_sweep(spec.config.name),
+                stop=token,
+                mirror_summary=False,
+            )
             try:
                 reason = worker.run(spec.max_trials)
             except KeyboardInterrupt:
                 token.request(reason="stopped by a signal")
-    except UserInputError:
-        return int(WorkerExit.BAD_INPUT)  # the message is stored with the trial
-    finally:
-        if watch is not None:
-            watch.stop()
-        worker.close()
-        if own_store:
-            store.close()
+                reason = StopReason.INTERRUPTED
+            finally:
+                worker.close()
+        except UserInputError:
+            return int(WorkerExit.BAD_INPUT)  # the message is stored with the trial
+        finally:
+            if watch is not None:
+                watch.stop()
+            if own_store:
+                store.close()
     return exit_code(reason, token)
 
 

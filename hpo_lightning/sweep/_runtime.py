@@ -6,6 +6,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,21 @@ def worker_alive(worker: str) -> bool | None:
     except (OSError, IndexError):
         pass
     return None
+
+
+def shown_state(rec: TrialRecord, lost_after_s: float, now: float | None = None) -> str:
+    """A trial's state as read commands show it: a RUNNING trial whose worker is gone (a dead
+    local process, or no heartbeat for ``lost_after_s``) shows as ``lost?`` with the silence,
+    before any sweep has reaped it."""
+    if rec.state is TrialState.FAILED and rec.failure is not None:
+        return f"failed ({rec.failure.value})"
+    if rec.state is not TrialState.RUNNING:
+        return rec.state.value
+    now = time.time() if now is None else now
+    silent = now - (rec.heartbeat_at or rec.created_at)
+    if worker_alive(rec.worker or "") is False or silent > lost_after_s:
+        return f"lost? (no heartbeat for {silent:.0f} s)"
+    return rec.state.value
 
 
 class Heartbeat:

@@ -73,8 +73,10 @@ def stop_on_signals(token: StopToken) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``token`` while the block runs (main thread only).
 
     A signal whose disposition is SIG_IGN (e.g. SIGINT under ``nohup ... &``) stays ignored.
-    The first signal interrupts at once only a plain objective (no Lightning fit running);
-    the second always does.
+    Only the objective is ever interrupted (KeyboardInterrupt): by the first signal when no
+    Lightning fit is running (a plain objective has no epoch boundary), by the second in any
+    case. Outside the objective (claiming, recording) a signal only sets the token, which the
+    worker loop reads before its next claim, so no store write is cut in half.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -82,7 +84,7 @@ def stop_on_signals(token: StopToken) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         token.request(signum=signum)
-        if token.now or (token.in_objective and not token.in_fit):
+        if token.in_objective and (token.now or not token.in_fit):
             raise KeyboardInterrupt
 
     previous = {}

@@ -337,6 +337,7 @@ class Worker:
                 self._heartbeat.remove(nxt.id)
                 raise
             try:
+                self.stop_token.in_objective = True  # the loop's body is the objective
                 with rank_zero_trial(self.config.name, nxt.id, nxt.number, handle.params):
                     yield handle
             except GeneratorExit:
@@ -348,6 +349,7 @@ class Worker:
                 self.interrupt(handle)
                 raise
             finally:
+                self.stop_token.in_objective = False
                 self._heartbeat.remove(nxt.id)
             self.finish_handle(handle, None)
 

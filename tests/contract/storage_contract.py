@@ -331,6 +331,11 @@ class StorageContract:
         assert stored[again.id].failure is FailureKind.CRASHED
         assert "2 times" in (stored[again.id].message or "")
 
+    def test_a_refused_write_raises_storage_error(self, store: Storage) -> None:
+        """Every store raises our StorageError, never its driver's own error class."""
+        with pytest.raises(StorageError):
+            store.log_metrics(987654, 0, {"loss": 1.0})  # no such trial
+
     def test_failure_kind_is_stored(self, store: Storage) -> None:
         sweep = store.create_sweep("s", DEFINITION, mode="min")
         with store.claim(sweep.id) as c:
