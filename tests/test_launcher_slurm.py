@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from _slurm import LocalSlurm, local_slurm
+from contract.launcher_contract import LauncherContract
 
 from hpo_lightning import TrialState
 from hpo_lightning.exceptions import ConfigError
-from hpo_lightning.launchers._slurm import parse_minutes
+from hpo_lightning.launchers import Launcher
+from hpo_lightning.launchers._slurm import SlurmLauncher, parse_minutes
 from hpo_lightning.storage import open_storage
 from hpo_lightning.sweep import StopReason, Sweep
 
@@ -244,3 +246,14 @@ def test_resources_no_node_has_are_refused_before_anything_is_written(
         _sweep(tmp_path, resources={"cpus_per_trial": 64})
     assert "\n" not in str(err.value)
     assert not (tmp_path / "slurm.db").exists()
+
+
+@pytest.mark.slow
+class TestSlurmLauncherContract(LauncherContract):
+    """The launcher contract suite, on the module's local Slurm."""
+
+    @pytest.fixture
+    def launcher(self, slurm: LocalSlurm, tmp_path: Path) -> Iterator[Launcher]:
+        launcher = SlurmLauncher(folder=str(tmp_path / "jobs"), poll_s=0.5, grace_s=10)
+        yield launcher
+        launcher.close()
