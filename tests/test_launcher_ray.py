@@ -268,3 +268,19 @@ class TestRayLauncherContract(LauncherContract):
         launcher = RayLauncher(grace_s=10)
         yield launcher
         launcher.close()
+
+
+def test_a_ray_client_address_with_a_sqlite_store_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from hpo_lightning.sweep import SweepConfig
+
+    cfg = SweepConfig(
+        name="x",
+        objective="sweep_objectives:quadratic",
+        space={"x": {"type": "float", "low": 0, "high": 1}},
+        monitor="loss",
+        storage=str(tmp_path / "s.db"),
+        base_dir=str(TESTS),
+    )
+    with pytest.raises(ConfigError, match="runs outside the cluster"):
+        RayLauncher(address="ray://127.0.0.1:9").validate(cfg, 1)

@@ -74,3 +74,17 @@ def test_a_dead_claimers_lease_runs_out_and_is_rolled_back(server: StoreServer) 
     with pytest.raises(StorageError, match=r"lease .* ended \(expired\)"):
         store._call("claim_commit", {"lease": "a" * 32})
     store.close()
+
+
+def test_an_ipv6_server_gets_a_bracketed_url(tmp_path: Path) -> None:
+    backing = open_storage(tmp_path / "v6.db")
+    try:
+        server = StoreServer(backing, host="::1")
+    except Exception as exc:  # no IPv6 on this machine
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with server:
+        assert server.url == f"hpo+http://[::1]:{server.port}/"
+        store = ServedStorage(server.url, token=server.token)
+        assert store.url == server.url
+        assert store.list_sweeps() == []
+    backing.close()

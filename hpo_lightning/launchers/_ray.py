@@ -47,6 +47,7 @@ log = logging.getLogger("hpo_lightning")
 # Whether this process's Ray connection was opened by a Ray launcher (which then shuts it
 # down), as opposed to the user's own ray.init. One connection per process is Ray's model.
 _OWNED = {"ray": False}
+_SHARED_STORES = ("postgresql://", "postgres://", "postgresql+psycopg://", "hpo+http://")
 
 
 def import_ray() -> Any:
@@ -144,12 +145,20 @@ class RayLauncher(Launcher):
     def validate(self, config: Any, n_workers: int | str) -> None:
         ray = import_ray()
         res = Resources.from_mapping(config.resources)
-        if config.storage_location() == ":memory:":
+        location = config.storage_location()
+        if location == ":memory:":
             raise ConfigError(
                 "launcher 'ray': an in-memory store (':memory:') cannot be shared with Ray "
                 "actors; give a SQLite file path or a postgresql:// URL"
             )
         address = self.address
+        if str(address).startswith("ray://") and not location.startswith(_SHARED_STORES):
+            raise ConfigError(
+                f"launcher 'ray': with address {address!r} this process runs outside the "
+                f"cluster, whose actors cannot reach the store {location}; give a "
+                "postgresql:// store they can reach (or run the sweep on the head node with "
+                "address: auto)"
+            )
         if address is not None and address != "auto" and not ray.is_initialized():
             why = _reachable(address)
             if why:
@@ -210,9 +219,7 @@ class RayLauncher(Launcher):
 
     def _store_url(self, location: str) -> str:
         """The store the actors open: the same URL, or the SQLite file served through Ray."""
-        if location.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            return location
-        if location.startswith(("hpo+http://", "hpo+ray://")):
+        if location.startswith((*_SHARED_STORES, "hpo+ray://")):
             return location
         if self._store is None or self._store[0] != location:
             from hpo_lightning.storage._served._ray import start_store_actor

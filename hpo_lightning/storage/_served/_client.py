@@ -267,7 +267,8 @@ class ServedStorage(RemoteStorage):
         connect_s: float = _CONNECT_S,
     ) -> None:
         self.host, self.port = _parse(url)
-        self.url = f"{_wire.SCHEME}{self.host}:{self.port}/"
+        shown = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        self.url = f"{_wire.SCHEME}{shown}:{self.port}/"
         token = token if token is not None else os.environ.get(_wire.TOKEN_ENV)
         if not token:
             raise InvalidStorageError(

@@ -73,7 +73,8 @@ class StoreServer:
         self.token = token or secrets.token_urlsafe(32)
         self.dispatcher = Dispatcher(store, lease_s=lease_s)
         try:
-            self._httpd = _HTTPServer((host, port), _Handler)
+            server_cls = _HTTPServer6 if ":" in host else _HTTPServer
+            self._httpd = server_cls((host, port), _Handler)
         except OSError as exc:
             raise UserInputError(
                 f"cannot serve the store on {host}:{port}: {exc.strerror or exc}; "
@@ -135,6 +136,10 @@ class _BadRequest(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     owner: StoreServer
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
