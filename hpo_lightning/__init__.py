@@ -7,8 +7,9 @@ One callback gives a tuner, early stopping and experiment tracking::
     tuner = hl.make_tuner("tpe", space, mode="max", seed=0, max_trials=30)
     callback = hl.HPOCallback(tuner, monitor="val_acc", tracker=hl.ExperimentTracker("exp.db"))
 
-The core (space, tuners, events, storage) imports no deep-learning framework; the names that
-need Lightning are loaded on first use.
+The core (space, tuners, schedulers, events) is imported with the package and needs only
+numpy; the edge (stores, sweeps, trackers, the Lightning callback) is loaded on first use, so
+``import hpo_lightning.tuners`` opens no database driver and imports no framework.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ from hpo_lightning.schedulers import (
     scheduler_names,
 )
 from hpo_lightning.space import Categorical, Float, Int, SearchSpace
-from hpo_lightning.storage import Storage, open_storage
-from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
-from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, Tracker
 from hpo_lightning.tuners import (
     AutoTuner,
     CMAESTuner,
@@ -53,11 +51,27 @@ from hpo_lightning.tuners import (
 
 if TYPE_CHECKING:
     from hpo_lightning.lightning import HPOCallback
-    from hpo_lightning.tracking import MLflowTracker
+    from hpo_lightning.storage import Storage, open_storage
+    from hpo_lightning.sweep import Sweep, SweepConfig, SweepResult, TrialHandle, run_sweep
+    from hpo_lightning.tracking import ExperimentRecord, ExperimentTracker, MLflowTracker, Tracker
 
 __version__ = "0.1.0"
 
-_LAZY = {"HPOCallback": "hpo_lightning.lightning", "MLflowTracker": "hpo_lightning.tracking"}
+# the edge, imported on first use: name -> module
+_LAZY = {
+    "HPOCallback": "hpo_lightning.lightning",
+    "MLflowTracker": "hpo_lightning.tracking",
+    "ExperimentRecord": "hpo_lightning.tracking",
+    "ExperimentTracker": "hpo_lightning.tracking",
+    "Tracker": "hpo_lightning.tracking",
+    "Storage": "hpo_lightning.storage",
+    "open_storage": "hpo_lightning.storage",
+    "Sweep": "hpo_lightning.sweep",
+    "SweepConfig": "hpo_lightning.sweep",
+    "SweepResult": "hpo_lightning.sweep",
+    "TrialHandle": "hpo_lightning.sweep",
+    "run_sweep": "hpo_lightning.sweep",
+}
 
 __all__ = [
     "ASHAScheduler",

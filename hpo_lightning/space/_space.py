@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_lightning._names import did_you_mean
+from hpo_lightning._names import check_name, did_you_mean
 from hpo_lightning.exceptions import InvalidSpaceError
 from hpo_lightning.space._domains import Categorical, Domain, Float, Int
 
@@ -124,8 +124,7 @@ class SearchSpace(Mapping[str, Domain]):
             raise InvalidSpaceError("the search space is empty; give at least one parameter")
         built: dict[str, Domain] = {}
         for name, spec in domains.items():
-            if not isinstance(name, str) or not name:
-                raise InvalidSpaceError(f"parameter names must be non-empty strings, got {name!r}")
+            check_name("a parameter name", name, error=InvalidSpaceError)
             built[name] = domain_from_dict(name, spec)
         self._domains = built
         self._names = tuple(built)

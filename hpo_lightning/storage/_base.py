@@ -148,6 +148,13 @@ class Storage(ABC):
     def set_sweep_status(self, sweep_id: int, status: str) -> None: ...
 
     @abstractmethod
+    def delete_sweep(self, sweep_id: int) -> int:
+        """Delete the sweep with its trials and their metrics in one transaction; return the
+        number of trials deleted. Its name is free again. StorageError if there is no such
+        sweep (nothing is deleted then).
+        """
+
+    @abstractmethod
     def claim(self, sweep_id: int) -> AbstractContextManager[Claim]:
         """A write transaction that locks the sweep: read its trials, then add one atomically."""
 

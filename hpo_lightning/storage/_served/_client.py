@@ -138,6 +138,9 @@ class RemoteStorage(Storage):
     def set_sweep_status(self, sweep_id: int, status: str) -> None:
         self._call("set_sweep_status", {"sweep_id": sweep_id, "status": status})
 
+    def delete_sweep(self, sweep_id: int) -> int:
+        return int(self._call("delete_sweep", {"sweep_id": sweep_id}))
+
     # --- claims --------------------------------------------------------------------------
     @contextmanager
     def claim(self, sweep_id: int) -> Iterator[Claim]:

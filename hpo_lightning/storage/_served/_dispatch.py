@@ -225,6 +225,7 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
     "set_sweep_status": _result(
         lambda s, a: s.store.set_sweep_status(int(a["sweep_id"]), str(a["status"]))
     ),
+    "delete_sweep": _result(lambda s, a: s.store.delete_sweep(int(a["sweep_id"]))),
     "claim_begin": lambda s, a: s.claim_begin(a),
     "claim_add": lambda s, a: s.claim_step(a, "add"),
     "claim_commit": lambda s, a: s.claim_step(a, "commit"),
