@@ -85,6 +85,12 @@ def wrong_monitor(params: dict[str, Any], callback: Any) -> None:
     lightning_fit(params, callback, max_epochs=1)
 
 
+def devices_sleeper(params: dict[str, Any], callback: Any, seconds: float = 0.2) -> float:
+    """Sleeps; the worker stores the CUDA_VISIBLE_DEVICES it ran with in the trial's attrs."""
+    time.sleep(seconds)
+    return float(params["x"])
+
+
 def _marker(kind: str, **data: Any) -> None:
     """Leave a JSON marker in $HPO_TEST_MARKERS (what a trial saw, from inside it)."""
     import json

@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "hpo_lightning.cli._worker_cmds",
     "hpo_lightning.cli._delete_cmds",
     "hpo_lightning.cli._mlflow_cmds",
+    "hpo_lightning.cli._serve_cmds",
 ]
 
 

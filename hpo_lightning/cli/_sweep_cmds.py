@@ -51,6 +51,14 @@ def register(sub: Any) -> None:
         help="store the sweep and run no trial; start workers with `hpo-lightning worker`",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--launcher", help="where workers run: local, ray or slurm (file: launcher.name)"
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit the workers (launcher: slurm) and return; `status` follows the sweep",
+    )
     p.set_defaults(func=cmd_sweep)
 
     for name, helptext, func in (
@@ -161,17 +169,28 @@ def find_sweep(args: argparse.Namespace) -> tuple[Storage, SweepRecord]:
         raise SweepNotFoundError(f"{exc}; {where_sweep_is_hint(name, _DEFAULT_SHOWN)}") from None
 
 
+def _launcher_override(path: str, name: str | None) -> dict[str, Any] | None:
+    """``--launcher NAME``: the file's section when it names the same launcher, else NAME."""
+    if name is None:
+        return None
+    section = load_sweep_file(path).launcher or {}
+    return dict(section) if section.get("name") == name else {"name": name}
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from hpo_lightning.sweep import StopReason, Sweep
 
-    sweep = Sweep.from_file(
-        args.file,
-        n_workers=args.n_workers,
-        n_trials=args.n_trials,
-        storage=args.storage,
-        timeout=args.timeout,
-        max_failures=args.max_failures,
-    )
+    overrides = {
+        "n_workers": args.n_workers,
+        "n_trials": args.n_trials,
+        "storage": args.storage,
+        "timeout": args.timeout,
+        "max_failures": args.max_failures,
+        "launcher": _launcher_override(args.file, args.launcher),
+    }
+    if args.detach:
+        return _detach(args.file, overrides)
+    sweep = Sweep.from_file(args.file, **overrides)
     if args.create_only:
         return _created(sweep)
     try:
@@ -204,6 +223,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(
         f"sweep '{result.name}' {result.stopped}: {result.n_complete} complete, "
         f"{result.n_pruned} pruned, {result.n_failed} failed; {best_text}; store: {where}"
+    )
+    return 0
+
+
+def _detach(path: str, overrides: dict[str, Any]) -> int:
+    from dataclasses import replace
+
+    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep._detach import check_detachable, submit_detached
+
+    cfg = load_sweep_file(path)
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    check_detachable(cfg)  # before anything is written
+    sweep = Sweep(cfg)
+    try:
+        status = submit_detached(sweep)
+    finally:
+        sweep.close()
+    print(
+        f"sweep '{cfg.name}': {status}; follow it with: hpo-lightning status {cfg.name} "
+        f"--storage {redact_url(sweep.storage.url)}"
     )
     return 0
 
@@ -291,6 +331,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f", {lost} lost (their workers are gone; a rerun requeues them)" if lost else "")
             + (f", {requeued} interrupted or lost and requeued" if requeued else "")
         )
+        if sweep.status not in ("running", "done"):
+            console.print(f"launched: {sweep.status}")
     finally:
         store.close()
     return 0

@@ -15,13 +15,17 @@ from hpo_lightning.storage._base import (
     TrialRecord,
     worker_id,
 )
+from hpo_lightning.storage._served import TOKEN_ENV, ServedStorage, StoreServer
 from hpo_lightning.storage._sqlite import SQLiteStorage
 
 __all__ = [
+    "TOKEN_ENV",
     "CheckpointRecord",
     "Claim",
     "SQLiteStorage",
+    "ServedStorage",
     "Storage",
+    "StoreServer",
     "SweepRecord",
     "TrialRecord",
     "open_storage",
@@ -47,8 +51,10 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
     Accepts a file path or ``sqlite:///path.db`` (SQLite), ``:memory:``, or PostgreSQL as
     ``postgresql://user@host:port/db`` or a libpq keyword string ``host=... dbname=...``
     (needs the ``[postgres]`` extra; give the password through ``PGPASSWORD`` or
-    ``~/.pgpass`` rather than in the URL). ``create=False`` opens only an existing store and
-    never creates a file or a schema (for read-only commands and joining workers).
+    ``~/.pgpass`` rather than in the URL), or ``hpo+http://host:port/``: a store served by a
+    sweep's process (:class:`StoreServer`), with its token in ``$HPO_LIGHTNING_STORE_TOKEN``.
+    ``create=False`` opens only an existing store and never creates a file or a schema (for
+    read-only commands and joining workers).
     """
     if isinstance(location, Storage):
         return location
@@ -59,6 +65,12 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
         from hpo_lightning.storage._postgres import PostgresStorage
 
         return PostgresStorage(raw, create=create)
+    if raw.startswith("hpo+http://"):
+        return ServedStorage(raw)
+    if raw.startswith("hpo+ray://"):
+        from hpo_lightning.storage._served._ray import RayStorage
+
+        return RayStorage(raw)
     if _SCHEMELESS_URL.match(raw):
         raise InvalidStorageError(
             "the store location looks like a database URL without its scheme (user:...@host); "
@@ -68,6 +80,6 @@ def open_storage(location: str | os.PathLike[str] | Storage, *, create: bool = T
         scheme = raw.split("://", 1)[0]
         raise InvalidStorageError(
             f"unsupported store URL scheme '{scheme}://' in {redact_url(raw)}; use a file path, "
-            "sqlite:///path.db or postgresql://user@host:port/db"
+            "sqlite:///path.db, postgresql://user@host:port/db or hpo+http://host:port/"
         )
     return SQLiteStorage(raw, create=create)
