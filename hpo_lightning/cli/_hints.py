@@ -6,7 +6,9 @@ Kept apart from the commands so the sweep driver (or any launcher) can print the
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 # folders never searched for sweep files: environments, caches, VCS data
 _SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "venv", "mlruns"}
@@ -102,3 +104,27 @@ def stores_nearby_hint() -> str:
     shown = "; ".join(f"{w} ({', '.join(names)})" for w, names in list(stores.items())[:3])
     first = next(iter(stores))
     return f"sweep files nearby store in: {shown}; e.g. hpo-lightning list --storage {first}"
+
+
+def stopped_early(result: Any, *, resume: str) -> int | None:
+    """Say why a sweep or worker stopped before its end and return the exit code, or None
+    when it ran to its end (the caller prints the summary). ``resume`` is the command that
+    resumes it."""
+    from hpo_lightning.sweep import StopReason
+
+    if result.stopped is StopReason.JOINED:
+        return 0  # another DDP rank of a trial: rank 0 reports
+    if result.stopped is StopReason.INTERRUPTED:
+        print(
+            f"interrupted: {result.n_complete} trials complete are kept in "
+            f"{result.storage_url}, {result.n_requeued} requeued; resume with: {resume}",
+            file=sys.stderr,
+        )
+        return int(result.exit_code)
+    if result.stopped is StopReason.MAX_FAILURES:
+        print(
+            max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
+            file=sys.stderr,
+        )
+        return 1
+    return None

@@ -8,11 +8,10 @@ import datetime as dt
 import json
 import math
 import os
-import sys
 from typing import Any
 
 from hpo_lightning._secrets import redact, redact_tree
-from hpo_lightning.cli._hints import max_failures_hint, stores_nearby_hint, where_sweep_is_hint
+from hpo_lightning.cli._hints import stopped_early, stores_nearby_hint, where_sweep_is_hint
 from hpo_lightning.cli._output import open_output
 from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
 from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
@@ -178,7 +177,7 @@ def _launcher_override(path: str, name: str | None) -> dict[str, Any] | None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from hpo_lightning.sweep import StopReason, Sweep
+    from hpo_lightning.sweep import Sweep
 
     overrides = {
         "n_workers": args.n_workers,
@@ -199,21 +198,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep.close()
     best = result.best
     where = result.storage_url
-    if result.stopped is StopReason.JOINED:
-        return 0  # another DDP rank of a trial: rank 0 reports
-    if result.stopped is StopReason.INTERRUPTED:
-        print(
-            f"interrupted: {result.n_complete} trials complete are kept in {where}, "
-            f"{result.n_requeued} requeued; resume with: hpo-lightning sweep {args.file}",
-            file=sys.stderr,
-        )
-        return result.exit_code
-    if result.stopped is StopReason.MAX_FAILURES:
-        print(
-            max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
-            file=sys.stderr,
-        )
-        return 1
+    code = stopped_early(result, resume=f"hpo-lightning sweep {args.file}")
+    if code is not None:
+        return code
     best_text = (
         f"best {sweep.config.monitor}={best.value:.6g} (trial {best.number}) "
         f"{json.dumps(dict(best.params), sort_keys=True)}"

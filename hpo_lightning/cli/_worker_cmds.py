@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from hpo_lightning.cli._hints import max_failures_hint
+from hpo_lightning.cli._hints import stopped_early
 from hpo_lightning.cli._sweep_cmds import STOP_CONTRACT, STORAGE_ENV, _positive
 
 
@@ -71,7 +71,7 @@ def _sweep_and_storage(args: argparse.Namespace) -> tuple[str, str]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hpo_lightning.storage import redact_url
-    from hpo_lightning.sweep import StopReason, Sweep
+    from hpo_lightning.sweep import Sweep
 
     name, storage = _sweep_and_storage(args)
     sweep = Sweep.join(storage, name, n_workers=1, max_failures=args.max_failures)
@@ -79,21 +79,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         result = sweep.run(progress="quiet" if args.quiet else "lines", max_trials=args.n_trials)
     finally:
         sweep.close()
-    if result.stopped is StopReason.JOINED:
-        return 0  # another DDP rank of a trial: rank 0 reports
-    if result.stopped is StopReason.INTERRUPTED:
-        print(
-            f"worker interrupted: sweep '{result.name}', {result.n_requeued} trials requeued; "
-            f"run the worker again to resume",
-            file=sys.stderr,
-        )
-        return result.exit_code
-    if result.stopped is StopReason.MAX_FAILURES:
-        print(
-            max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
-            file=sys.stderr,
-        )
-        return 1
+    code = stopped_early(result, resume="the same worker command")
+    if code is not None:
+        return code
     print(
         f"worker done: sweep '{result.name}' {result.stopped}; {result.n_complete} complete, "
         f"{result.n_failed} failed in {redact_url(result.storage_url)}",

@@ -212,7 +212,9 @@ class Sweep:
         worker = Worker(self.config, self.storage, self.record, stop=token)
         display.update(self.storage.get_trials(self.record.id))
         try:
-            return worker.run(limit, on_trial=lambda: self._show(display))
+            # the bar shows the running trial while it trains, not only between trials
+            with display.follow(lambda: self.storage.get_trials(self.record.id)):
+                return worker.run(limit, on_trial=lambda: self._show(display))
         except KeyboardInterrupt:
             token.request(reason="stopped by Ctrl-C (SIGINT)")
             return StopReason.INTERRUPTED

@@ -13,8 +13,8 @@ from hpo_lightning.launchers import Launcher, WorkerExit, WorkerSpec
 from hpo_lightning.launchers._local import describe_auto
 from hpo_lightning.launchers._resources import Resources, visible_gpus
 from hpo_lightning.sweep._config import SweepConfig
-from hpo_lightning.sweep._progress import ProgressDisplay, summarize
-from hpo_lightning.sweep._result import StopReason, failures
+from hpo_lightning.sweep._progress import ProgressDisplay
+from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import worker_alive
 from hpo_lightning.sweep._stop import StopToken
 
@@ -107,14 +107,9 @@ def _open(sweep: Sweep, limit: int | None) -> bool:
 
 
 def _reason(cfg: SweepConfig, trials: list[Any], limit: int | None, started: float | None) -> Any:
-    s = summarize(trials, cfg.mode)
-    if failures(trials) >= cfg.max_failures:
-        return StopReason.MAX_FAILURES
-    target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
-    if s["done"] >= target:
-        return StopReason.DONE if target >= cfg.n_trials else StopReason.LIMIT
-    if started is None:
-        return None
+    end = settled(trials, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
+    if end is not None or started is None:
+        return end
     if cfg.timeout is not None and time.monotonic() - started > cfg.timeout:
         return StopReason.TIMEOUT
     return StopReason.EXHAUSTED

@@ -55,6 +55,20 @@ def failures(trials: list[TrialRecord]) -> int:
     return sum(1 for t in trials if t.state is TrialState.FAILED)
 
 
+def settled(
+    trials: list[TrialRecord], *, n_trials: int, max_failures: int, limit: int | None = None
+) -> StopReason | None:
+    """Whether the stored trials end the sweep (or a run limited to ``limit`` finished trials):
+    MAX_FAILURES, DONE or LIMIT; None while trials remain to run."""
+    if failures(trials) >= max_failures:
+        return StopReason.MAX_FAILURES
+    target = n_trials if limit is None else min(n_trials, limit)
+    done = sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    if done >= target:
+        return StopReason.DONE if target >= n_trials else StopReason.LIMIT
+    return None
+
+
 def pending_requeue(trials: list[TrialRecord]) -> list[TrialRecord]:
     """Requeued trials (interrupted, lost) whose params have not been run again yet."""
     retried = {t.attrs.get("retry_of") for t in trials}

@@ -32,7 +32,7 @@ from hpo_lightning.sweep._config import SweepConfig
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import summarize
 from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
-from hpo_lightning.sweep._result import StopReason, failures, pending_requeue
+from hpo_lightning.sweep._result import StopReason, pending_requeue, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
@@ -166,12 +166,11 @@ class Worker(CheckpointingWorker):
         """
         cfg = self.config
         trials = claim.trials
+        end = settled(trials, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
+        if end is not None:
+            return end
         s = summarize(trials, cfg.mode)
-        if failures(trials) >= cfg.max_failures:
-            return StopReason.MAX_FAILURES
         target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
-        if s["done"] >= target:
-            return StopReason.DONE if target >= cfg.n_trials else StopReason.LIMIT
         if s["done"] + s["running"] >= target:
             return _Wait.WAIT
         if cfg.retry_lost:
