@@ -180,7 +180,8 @@ def test_detach_submits_and_status_shows_the_jobs(slurm: LocalSlurm, tmp_path: P
 
     with fresh_schema("hpo_slurm") as url:
         f = tmp_path / "s.yaml"
-        f.write_text(SWEEP.format(storage=url, launcher="local", jobs=tmp_path / "jobs"))
+        # the file's section names slurm too, so --launcher keeps its options (the job folder)
+        f.write_text(SWEEP.format(storage=url, launcher="slurm", jobs=tmp_path / "jobs"))
         proc = _cli("sweep", str(f), "--launcher", "slurm", "--detach")
         assert proc.returncode == 0, proc.stderr
         assert "slurm job " in proc.stdout and "hpo-lightning status detached" in proc.stdout

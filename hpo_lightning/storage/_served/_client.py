@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 
 from hpo_lightning._trial import FailureKind, Mode, TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
+from hpo_lightning.storage._base import (
+    CheckpointRecord,
+    Claim,
+    Storage,
+    SweepRecord,
+    TrialRecord,
+    worker_id,
+)
 from hpo_lightning.storage._served import _wire
 from hpo_lightning.storage._served._wire import ClaimLostError
 
@@ -162,8 +169,18 @@ class RemoteStorage(Storage):
             }
             return _wire.trial_from(self._call("claim_add", args))
 
+        def reopen(trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
+            args = {
+                "lease": lease,
+                "seq": next(seq),
+                "trial": _wire.trial_to(trial),
+                "attrs": dict(attrs),
+            }
+            rec = self._call("claim_reopen", args)
+            return None if rec is None else _wire.trial_from(rec)
+
         try:
-            yield Claim([_wire.trial_from(t) for t in opened["trials"]], add)
+            yield Claim([_wire.trial_from(t) for t in opened["trials"]], add, reopen)
         except BaseException:
             # if the abort is not heard, the server rolls the claim back when its lease ends
             with suppress(StorageError):
@@ -226,6 +243,24 @@ class RemoteStorage(Storage):
     def get_curves(self, sweep_id: int, metric: str) -> dict[int, dict[int, float]]:
         curves = self._call("get_curves", {"sweep_id": sweep_id, "metric": metric})
         return {int(n): _wire.int_keys(c) for n, c in curves.items()}
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def add_checkpoint(self, trial_id: int, epoch: int, path: str, value: float | None) -> None:
+        args = {"trial_id": trial_id, "epoch": epoch, "path": path, "value": value}
+        self._call("add_checkpoint", args)
+
+    def delete_checkpoints(self, trial_id: int, epochs: Sequence[int]) -> None:
+        self._call("delete_checkpoints", {"trial_id": trial_id, "epochs": [int(e) for e in epochs]})
+
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        self._call("set_trial_attrs", {"trial_id": trial_id, "attrs": dict(attrs)})
+
+    def discard_epochs(self, trial_id: int, after: int) -> None:
+        self._call("discard_epochs", {"trial_id": trial_id, "after": after})
+
+    def get_checkpoints(self, sweep_id: int) -> dict[int, list[CheckpointRecord]]:
+        got = self._call("get_checkpoints", {"sweep_id": sweep_id})
+        return {int(n): [CheckpointRecord(**c) for c in cks] for n, cks in got.items()}
 
     def fail_stale_trials(
         self,

@@ -19,6 +19,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from hpo_lightning._trial import FailureKind, TrialState
@@ -88,17 +89,12 @@ class _Session:
                 reply.put({"result": None})
                 raise _Abort()
             try:
-                rec = claim.add_trial(
-                    arg["params"],
-                    tuner=arg.get("tuner"),
-                    state=TrialState(arg.get("state", "running")),
-                    attrs=arg.get("attrs"),
-                )
+                rec = _step(claim, kind, arg)
             except BaseException as exc:
                 self.outcome = "failed"
                 reply.put(_wire.error_reply(exc))
                 raise
-            answer = {"result": _wire.trial_to(rec)}
+            answer = {"result": None if rec is None else _wire.trial_to(rec)}
             self.adds[int(arg["seq"])] = answer
             reply.put(answer)
 
@@ -115,6 +111,18 @@ class _Session:
             except queue.Empty:
                 continue
         return None
+
+
+def _step(claim: Any, kind: str, arg: Any) -> Any:
+    """One insert (``add``) or reopen of a requeued trial (``reopen``) inside the claim."""
+    if kind == "reopen":
+        return claim.reopen_trial(_wire.trial_from(arg["trial"]), attrs=arg.get("attrs") or {})
+    return claim.add_trial(
+        arg["params"],
+        tuner=arg.get("tuner"),
+        state=TrialState(arg.get("state", "running")),
+        attrs=arg.get("attrs"),
+    )
 
 
 class _Abort(Exception):
@@ -178,7 +186,7 @@ class Dispatcher:
             session = self._sessions.get(lease)
         if session is None:
             raise ClaimLostError(_lost(lease, "is unknown here (the store server restarted?)"))
-        if kind == "add" and int(args["seq"]) in session.adds:
+        if kind in ("add", "reopen") and int(args["seq"]) in session.adds:
             return session.adds[int(args["seq"])]
         answer = session.send(kind, args)
         if answer is not None:
@@ -228,6 +236,27 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
     "delete_sweep": _result(lambda s, a: s.store.delete_sweep(int(a["sweep_id"]))),
     "claim_begin": lambda s, a: s.claim_begin(a),
     "claim_add": lambda s, a: s.claim_step(a, "add"),
+    "claim_reopen": lambda s, a: s.claim_step(a, "reopen"),
+    "add_checkpoint": _result(
+        lambda s, a: s.store.add_checkpoint(
+            int(a["trial_id"]), int(a["epoch"]), str(a["path"]), a.get("value")
+        )
+    ),
+    "delete_checkpoints": _result(
+        lambda s, a: s.store.delete_checkpoints(int(a["trial_id"]), [int(e) for e in a["epochs"]])
+    ),
+    "set_trial_attrs": _result(
+        lambda s, a: s.store.set_trial_attrs(int(a["trial_id"]), dict(a["attrs"]))
+    ),
+    "discard_epochs": _result(
+        lambda s, a: s.store.discard_epochs(int(a["trial_id"]), int(a["after"]))
+    ),
+    "get_checkpoints": _result(
+        lambda s, a: {
+            str(n): [asdict(c) for c in cks]
+            for n, cks in s.store.get_checkpoints(int(a["sweep_id"])).items()
+        }
+    ),
     "claim_commit": lambda s, a: s.claim_step(a, "commit"),
     "claim_abort": lambda s, a: s.claim_step(a, "abort"),
     "log_metrics": _result(
