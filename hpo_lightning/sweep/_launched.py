@@ -3,6 +3,7 @@ crashed workers, and say why the sweep stopped. It never claims or runs a trial 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ def run_launched(
     bad_input = False
     stops_sent = 0
     launcher.start(specs)
+    _record_launch(sweep, launcher, len(specs))
     try:
         while launcher.running():
             level = 2 if token.now else 1 if token.requested else 0
@@ -74,8 +76,7 @@ def run_launched(
                         )
                         launcher.start([specs[ex.index]])
     finally:
-        if launcher.running():
-            launcher.close()
+        launcher.close()  # stops any worker left (an error here) and releases the engine
     _reap(sweep)
     trials = store.get_trials(sweep.record.id)
     if display.style != "quiet":
@@ -93,6 +94,20 @@ def run_launched(
     if token.requested:
         return StopReason.INTERRUPTED
     return _reason(cfg, trials, limit, started)
+
+
+def _record_launch(sweep: Sweep, launcher: Launcher, n: int) -> None:
+    """Keep where the workers run (e.g. Slurm job ids) with the sweep, for ``status``."""
+    info = launcher.describe()
+    jobs = ", ".join(str(j) for j in info.get("jobs", []))
+    if launcher.name == "local" or not jobs:
+        return
+    when = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    status = f"{launcher.name} job {jobs} ({n} workers) started {when}"
+    try:
+        sweep.storage.set_sweep_status(sweep.record.id, status)
+    except Exception as exc:  # what status shows must never stop a sweep
+        log.warning("could not record the launch in the store: %s", exc)
 
 
 def _reap(sweep: Sweep) -> None:
