@@ -14,7 +14,7 @@ from hpo_lightning.launchers import Launcher, WorkerExit, WorkerSpec
 from hpo_lightning.launchers._local import describe_auto
 from hpo_lightning.launchers._resources import Resources, visible_gpus
 from hpo_lightning.sweep._config import SweepConfig
-from hpo_lightning.sweep._progress import ProgressDisplay
+from hpo_lightning.sweep._progress import ProgressDisplay, summarize
 from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import worker_alive
 from hpo_lightning.sweep._stop import StopToken
@@ -122,7 +122,8 @@ def _open(sweep: Sweep, limit: int | None) -> bool:
 
 
 def _reason(cfg: SweepConfig, trials: list[Any], limit: int | None, started: float | None) -> Any:
-    end = settled(trials, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
+    counts = summarize(trials, cfg.mode)
+    end = settled(counts, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
     if end is not None or started is None:
         return end
     if cfg.timeout is not None and time.monotonic() - started > cfg.timeout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,20 +57,25 @@ def failures(trials: list[TrialRecord]) -> int:
 
 
 def settled(
-    trials: list[TrialRecord], *, n_trials: int, max_failures: int, limit: int | None = None
+    counts: Mapping[str, Any], *, n_trials: int, max_failures: int, limit: int | None = None
 ) -> StopReason | None:
-    """Whether the stored trials end the sweep (or a run limited to ``limit`` finished trials):
-    MAX_FAILURES, DONE or LIMIT; None while trials remain to run."""
-    if failures(trials) >= max_failures:
+    """Whether the stored trials (their ``summarize`` counts) end the sweep, or a run limited
+    to ``limit`` finished trials: MAX_FAILURES, DONE or LIMIT; None while trials remain."""
+    if counts["failed"] >= max_failures:
         return StopReason.MAX_FAILURES
     target = n_trials if limit is None else min(n_trials, limit)
-    done = sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-    if done >= target:
+    if counts["done"] >= target:
         return StopReason.DONE if target >= n_trials else StopReason.LIMIT
     return None
 
 
+REQUEUED = frozenset(s for s in TrialState if s.requeued)
+
+
 def pending_requeue(trials: list[TrialRecord]) -> list[TrialRecord]:
     """Requeued trials (interrupted, lost) whose params have not been run again yet."""
+    requeued = [t for t in trials if t.state in REQUEUED]
+    if not requeued:
+        return []
     retried = {t.attrs.get("retry_of") for t in trials}
-    return [t for t in trials if t.state.requeued and t.number not in retried]
+    return [t for t in requeued if t.number not in retried]

@@ -32,7 +32,7 @@ from hpo_lightning.sweep._config import SweepConfig
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import summarize
 from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
-from hpo_lightning.sweep._result import StopReason, pending_requeue, settled
+from hpo_lightning.sweep._result import REQUEUED, StopReason, pending_requeue, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
@@ -86,6 +86,7 @@ class Worker(CheckpointingWorker):
         self._objective = resolve_objective(config.objective, config.base_dir)
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
+        self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
         self.mlflow_tracker: Any = None
         self._started = time.monotonic()
 
@@ -150,7 +151,7 @@ class Worker(CheckpointingWorker):
         for t in trials:
             if t.state is TrialState.RUNNING:
                 tuner.add_pending(t.params)
-            elif t.state.requeued or t.number in self._reported:
+            elif t.number in self._reported or t.state in REQUEUED:
                 continue  # a requeued trial is no result: its params run again
             else:
                 self._reported.add(t.number)
@@ -166,10 +167,10 @@ class Worker(CheckpointingWorker):
         """
         cfg = self.config
         trials = claim.trials
-        end = settled(trials, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
+        s = summarize(trials, cfg.mode)
+        end = settled(s, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
         if end is not None:
             return end
-        s = summarize(trials, cfg.mode)
         target = cfg.n_trials if limit is None else min(cfg.n_trials, limit)
         if s["done"] + s["running"] >= target:
             return _Wait.WAIT
@@ -191,14 +192,15 @@ class Worker(CheckpointingWorker):
             return _Wait.WAIT if s["running"] else StopReason.EXHAUSTED
         return claim.add_trial(params, tuner=self.tuner.name, attrs=self._where())
 
-    @staticmethod
-    def _where() -> dict[str, Any]:
+    def _where(self) -> dict[str, Any]:
         """Where this worker runs trials: host and devices (shown by ``status``)."""
-        where: dict[str, Any] = {"host": socket.gethostname()}
-        devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if devices is not None:
-            where["devices"] = devices
-        return where
+        if self._where_cache is None:
+            where: dict[str, Any] = {"host": socket.gethostname()}
+            devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if devices is not None:
+                where["devices"] = devices
+            self._where_cache = where
+        return dict(self._where_cache)
 
     def next_trial(self, limit: int | None = None) -> TrialRecord | StopReason:
         """Claim the next trial, waiting while in-flight trials may still need a slot."""
