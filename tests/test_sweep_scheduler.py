@@ -87,7 +87,7 @@ def test_asha_section_prunes_the_tiny_lr_trials(
     [
         (
             "{name: ashaa, min_epochs: 1}",
-            "unknown scheduler 'ashaa'; known schedulers: asha, hyperband, median, none; "
+            "unknown scheduler 'ashaa'; known schedulers: asha, hyperband, median, none, pbt; "
             "did you mean 'asha'?",
         ),
         (
