@@ -14,14 +14,21 @@ timing). Printed, in ms:
   tracker (its thread shares the CPU, so this is the overhead training really sees).
 * **Optuna MLflowCallback per trial** -- time of its ``__call__`` (one run per trial, params and
   the final value; it logs no per-epoch metrics), median over ``--trials`` trials.
+* **server unreachable** (issue 19) -- wall time of a whole 2-worker sweep (``--outage-trials``
+  trials of 0.1 s) without MLflow, with ``mlflow:`` on a closed port, and on a port that accepts
+  connections but never answers (a hung server), median over ``--repeats`` runs; the added
+  seconds per sweep are the cost of the outage (goal <= 5 s), beside the warnings it printed.
 
-Run: ``python benchmarks/bench_mlflow_overhead.py [--trials 20] [--epochs 10] [--metrics 6]``.
+Run: ``python benchmarks/bench_mlflow_overhead.py [--trials 20] [--epochs 10] [--metrics 6]
+[--outage-trials 8] [--repeats 3] [--only-outage]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import socket
+import statistics
 import tempfile
 import time
 import warnings
@@ -158,14 +165,108 @@ def bench_optuna(uri: str, trials: int) -> float:
     return float(np.median(times) * 1e3)
 
 
+def _outage_objective(params: dict[str, float], callback: object) -> float:
+    time.sleep(0.1)
+    return (params["lr"] - 0.01) ** 2
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def _outage_sweep(folder: Path, tag: str, uri: str | None, trials: int) -> tuple[float, int]:
+    """Wall seconds of a 2-worker sweep, and the warnings its parent logged."""
+    import hpo_lightning as hl
+
+    handler = _Warnings()
+    logging.getLogger("hpo_lightning").addHandler(handler)
+    started = time.perf_counter()
+    try:
+        res = hl.run_sweep(
+            _outage_objective,
+            name=f"outage-{tag}",
+            space={"lr": hl.Float(1e-4, 0.1, log=True)},
+            monitor="loss",
+            n_trials=trials,
+            n_workers=2,
+            tuner="random",
+            seed=0,
+            storage=str(folder / f"outage-{tag}.db"),
+            mlflow={"tracking_uri": uri, "experiment": "bench"} if uri else None,
+            progress="quiet",
+        )
+    finally:
+        logging.getLogger("hpo_lightning").removeHandler(handler)
+    assert res.n_complete == trials, res
+    return time.perf_counter() - started, handler.count
+
+
+def bench_outage(folder: Path, trials: int, repeats: int) -> dict[str, tuple[list[float], int]]:
+    """Wall seconds of each run (and warnings of the last run) per case: none, closed, hung.
+
+    The cases alternate run by run, so a machine that slows down mid-benchmark slows all three.
+    """
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connections are refused
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel completes handshakes; nobody ever reads or answers
+    cases = {
+        "none": None,
+        "closed": f"http://127.0.0.1:{closed_port}",
+        "hung": f"http://127.0.0.1:{hung.getsockname()[1]}",
+    }
+    out: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in cases}
+    try:
+        for i in range(repeats):
+            for name, uri in cases.items():
+                wall, warned = _outage_sweep(folder, f"{name}{i}", uri, trials)
+                out[name] = (out[name][0] + [wall], warned)
+    finally:
+        hung.close()
+    return out
+
+
+def print_outage(res: dict[str, tuple[list[float], int]], trials: int, repeats: int) -> None:
+    base = res["none"][0]
+    print(
+        f"MLflow server unreachable: 2-worker sweep of {trials} trials x 0.1 s, {repeats} runs "
+        "each, median (min) wall time (goal: <= 5 s added per sweep)"
+    )
+    med, low = statistics.median(base), min(base)
+    print(f"  without MLflow                   {med:.1f} s ({low:.1f} s)")
+    for name, label in (("closed", "closed port (refused)"), ("hung", "hung (accepts, no answer)")):
+        walls, warned = res[name]
+        print(
+            f"  {label:<32} {statistics.median(walls):.1f} s ({min(walls):.1f} s)  added "
+            f"{statistics.median(walls) - med:+.1f} s ({min(walls) - low:+.1f} s); "
+            f"{warned} warning(s) logged by the parent"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--metrics", type=int, default=6)
+    parser.add_argument("--outage-trials", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only-outage", action="store_true", help="only the unreachable case")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
+        outage = bench_outage(Path(tmp), args.outage_trials, args.repeats)
+    if args.only_outage:
+        print_outage(outage, args.outage_trials, args.repeats)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
         folder = Path(tmp)
         ours = bench_ours(fresh_uri(folder, "ours.db"), args.trials, args.epochs, args.metrics)
@@ -196,6 +297,7 @@ def main() -> None:
         f"  Optuna MLflowCallback per trial median {optuna_ms:.1f} ms (final value only, "
         "no per-epoch metrics)"
     )
+    print_outage(outage, args.outage_trials, args.repeats)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from hpo_lightning.schedulers import (
     make_scheduler,
     scheduler_names,
 )
-from hpo_lightning.space import Categorical, Float, Int, SearchSpace
+from hpo_lightning.space import Categorical, Conditional, Float, Int, SearchSpace
 from hpo_lightning.tuners import (
     AutoTuner,
     CMAESTuner,
@@ -80,6 +80,7 @@ __all__ = [
     "AutoTuner",
     "CMAESTuner",
     "Categorical",
+    "Conditional",
     "EpochEnd",
     "EpochStart",
     "ExperimentRecord",

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidStorageError",
     "MetricNotFoundError",
     "MissingDependencyError",
+    "ServiceUnavailableError",
     "StorageError",
     "SweepNotFoundError",
     "UnknownNameError",
@@ -70,6 +71,11 @@ class CheckpointNotFoundError(UserInputError, LookupError):
 
 class DuplicateSweepError(UserInputError):
     """A sweep of that name exists with a different definition."""
+
+
+class ServiceUnavailableError(UserInputError):
+    """A service the input names (an MLflow tracking server) does not answer; the message
+    says which one (without its password) and what to check."""
 
 
 class MissingDependencyError(HPOError, ImportError):

@@ -85,6 +85,12 @@ def wrong_monitor(params: dict[str, Any], callback: Any) -> None:
     lightning_fit(params, callback, max_epochs=1)
 
 
+def devices_sleeper(params: dict[str, Any], callback: Any, seconds: float = 0.2) -> float:
+    """Sleeps; the worker stores the CUDA_VISIBLE_DEVICES it ran with in the trial's attrs."""
+    time.sleep(seconds)
+    return float(params["x"])
+
+
 def _marker(kind: str, **data: Any) -> None:
     """Leave a JSON marker in $HPO_TEST_MARKERS (what a trial saw, from inside it)."""
     import json
@@ -187,6 +193,17 @@ def lightning_epochs(
         num_sanity_val_steps=0,
     )
     trainer.fit(Net(), DataLoader(ds, batch_size=32, shuffle=True), DataLoader(ds, batch_size=256))
+
+
+def conditional(params: dict[str, Any], callback: Any) -> float:
+    """A conditional objective: each optimizer branch reads only its own parameters."""
+    if params["optimizer"] == "sgd":
+        if "beta1" in params:
+            raise KeyError("beta1 reached an sgd trial")
+        return (params["momentum"] - 0.9) ** 2
+    if "momentum" in params:
+        raise KeyError("momentum reached an adam trial")
+    return (params["beta1"] - 0.95) ** 2 + 0.01
 
 
 def lightning_resumable(

@@ -16,6 +16,7 @@ import pytest
 
 from hpo_lightning import TrialState
 from hpo_lightning.cli import main
+from hpo_lightning.exceptions import InvalidStorageError
 from hpo_lightning.storage import open_storage
 
 TESTS = Path(__file__).parent
@@ -160,9 +161,10 @@ def test_subprocess_kill9_then_resume(tmp_path: Path) -> None:
     killed_running = None
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        if not db.exists():
+        try:  # a read-only open refuses the file while the sweep is still creating it
+            store = open_storage(db, create=False)
+        except InvalidStorageError:
             continue
-        store = open_storage(db, create=False)
         try:
             trials = store.get_trials(store.get_sweep("crash").id)
         except Exception:

@@ -3,8 +3,9 @@
 Starts ``mlflow server`` (SQLite backend, 127.0.0.1, a free port), runs a small sweep into it
 through MLflowTracker, opens the experiment in headless Chromium (Debian's ``chromium`` and
 ``chromedriver``, driven by Selenium), expands the parent run and checks the trial runs are
-listed under it. The screenshot goes to the test's temporary directory; set
-``HPO_UI_SCREENSHOT=docs/mlflow_ui.png`` to refresh the one in the docs.
+listed under it. The screenshot goes to the test's temporary directory (``HPO_UI_SCREENSHOT=PATH``
+copies it there); the README's picture, of the digits sweep itself, is made by
+``python docs/mlflow_screenshot.py``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from hpo_lightning.exceptions import InvalidSpaceError
         (lambda: Categorical("abc"), r"`choices` must be a list of values"),
         (lambda: Categorical([[1]]), r"must be str, int, float, bool or None"),
         (lambda: SearchSpace({}), r"the search space is empty"),
-        (lambda: SearchSpace({"": Float(0, 1)}), r"non-empty strings"),
+        (lambda: SearchSpace({"": Float(0, 1)}), r"non-empty string"),
         (lambda: SearchSpace([("x", Float(0, 1))]), r"must be a mapping"),
     ],
 )

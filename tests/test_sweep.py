@@ -71,6 +71,18 @@ def test_changed_definition_is_refused(tmp_path: Path) -> None:
         _sweep(tmp_path, monitor="acc")
 
 
+def test_a_sweep_that_finished_no_trial_takes_a_corrected_definition(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    res = _sweep(tmp_path, objective=objs.failing, max_failures=2).run(progress="quiet")
+    assert res.stopped == "max_failures" and res.n_complete == 0
+    fixed = _sweep(tmp_path, n_trials=3)  # the corrected objective, same name
+    assert "redefined (objective: stored" in caplog.text
+    res = fixed.run(progress="quiet")
+    assert res.n_complete == 3 and res.n_failed == 0  # the old failures went with it
+    fixed.close()
+
+
 def test_failures_are_isolated_and_max_failures_stops(tmp_path: Path) -> None:
     res = _sweep(tmp_path, objective=objs.failing, max_failures=3).run(progress="quiet")
     assert res.stopped == "max_failures" and res.n_failed == 3 and res.n_complete == 0

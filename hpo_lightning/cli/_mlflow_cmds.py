@@ -21,25 +21,37 @@ def register(sub: Any) -> None:
     p = sub.add_parser("mlflow-sync", help="back-fill MLflow runs from the store (idempotent)")
     p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage and mlflow:)")
     _storage_arg(p)
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: file's, else MLflow's)")
-    p.add_argument("--experiment", help="MLflow experiment (default: file's, else the sweep name)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the sweep file's mlflow.tracking_uri, else "
+        "$MLFLOW_TRACKING_URI, else MLflow's own default: ./mlflow.db with MLflow 3, ./mlruns "
+        "with MLflow 2)",
+    )
+    p.add_argument(
+        "--experiment",
+        help="MLflow experiment (default: the sweep file's mlflow.experiment, else the sweep's "
+        "name)",
+    )
     p.add_argument("--no-artifacts", action="store_true", help="skip the table and plots")
     p.set_defaults(func=cmd_mlflow_sync)
 
 
 def _storage_arg(p: argparse.ArgumentParser) -> None:
+    from hpo_lightning.cli._sweep_cmds import STORAGE_ENV
+    from hpo_lightning.sweep._config import DEFAULT_STORE_NAME
+
     p.add_argument(
-        "--storage", help="store path or URL (default: $HPO_LIGHTNING_STORAGE, else the default)"
+        "--storage",
+        help=f"store path or URL (default: the sweep file's store when a file is given, else "
+        f"${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
     )
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, str]:
-    from hpo_lightning.cli._sweep_cmds import open_store_for
+    from hpo_lightning.cli._sweep_cmds import find_sweep
 
-    store, name = open_store_for(args)
-    if not name:
-        raise UserInputError("give the sweep's name (or its sweep file) as the first argument")
-    return store, name
+    store, sweep = find_sweep(args)
+    return store, sweep.name
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -50,9 +62,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out must be a folder, but {out} is a file")
     store, name = _open(args)
     with store:
-        paths = save_plots(store, name, out)
-        sweep = store.get_sweep(name)
-        paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+        try:
+            paths = save_plots(store, name, out)
+            sweep = store.get_sweep(name)
+            paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+        except OSError as exc:  # a folder that cannot be created or written
+            raise UserInputError(
+                f"cannot write the plots to --out {out}: {exc.strerror or exc}; give a folder "
+                "you can write to"
+            ) from None
     for path in paths:
         print(path)
     return 0
@@ -75,8 +93,7 @@ def cmd_mlflow_sync(args: argparse.Namespace) -> int:
     store, name = _open(args)
     uri = args.tracking_uri or section.get("tracking_uri")
     experiment = args.experiment or section.get("experiment") or name
-    with store:
-        store.get_sweep(name)  # a missing sweep is bad input, before MLflow is touched
+    with store:  # find_sweep checked the sweep exists, before MLflow is touched
         report = sync_sweep(
             store,
             name,

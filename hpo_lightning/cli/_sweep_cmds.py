@@ -6,16 +6,21 @@ import argparse
 import csv
 import datetime as dt
 import json
+import math
 import os
 import sys
 from typing import Any
 
-from hpo_lightning.exceptions import ConfigError
-from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
+from hpo_lightning._secrets import redact, redact_tree
+from hpo_lightning.cli._hints import max_failures_hint, stores_nearby_hint, where_sweep_is_hint
+from hpo_lightning.cli._output import open_output
+from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
+from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
 from hpo_lightning.sweep._config import DEFAULT_STORE_NAME, load_sweep_file
 from hpo_lightning.sweep._runtime import shown_state
 
 STORAGE_ENV = "HPO_LIGHTNING_STORAGE"
+_DEFAULT_SHOWN = f"./{DEFAULT_STORE_NAME}"
 
 
 def register(sub: Any) -> None:
@@ -34,8 +39,26 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--n-trials", type=_positive, help="finished trials wanted (file: n_trials)")
     p.add_argument("--storage", help="store path or URL (file: storage)")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--timeout", type=_seconds, help="seconds after which no new trial starts")
+    p.add_argument(
+        "--max-failures",
+        type=_positive,
+        help="failed trials after which the sweep stops (file: max_failures, default 5)",
+    )
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="store the sweep and run no trial; start workers with `hpo-lightning worker`",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--launcher", help="where workers run: local, ray or slurm (file: launcher.name)"
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit the workers (launcher: slurm) and return; `status` follows the sweep",
+    )
     p.set_defaults(func=cmd_sweep)
 
     for name, helptext, func in (
@@ -55,6 +78,7 @@ def register(sub: Any) -> None:
         if name == "export":
             p.add_argument("--format", choices=("csv", "json"), default="csv")
             p.add_argument("--output", "-o", help="file to write (default: stdout)")
+            p.add_argument("--force", action="store_true", help="replace an existing --output")
         p.set_defaults(func=func)
     p = sub.add_parser("list", help="the sweeps in a store")
     _storage_arg(p)
@@ -83,35 +107,92 @@ def _positive(text: str) -> int:
     return v
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive, finite number of seconds, got {text!r} (leave it out for no "
+            "limit)"
+        )
+    return v
+
+
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
-        help=f"store path or URL (default: ${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
+        help=f"store path or URL (default: the sweep file's store when a file is given, else "
+        f"${STORAGE_ENV}, else ./{DEFAULT_STORE_NAME})",
     )
 
 
 def open_store_for(args: argparse.Namespace) -> tuple[Storage, str | None]:
-    """The store named by --storage, $HPO_LIGHTNING_STORAGE, a sweep file, or the default."""
+    """The store named by --storage, a sweep file (as ``sweep FILE`` uses it),
+    $HPO_LIGHTNING_STORAGE, or the default ``./hpo_lightning.db``."""
     name = getattr(args, "sweep", None)
-    location = args.storage or os.environ.get(STORAGE_ENV)
+    location = args.storage
     if name and name.endswith((".yaml", ".yml")) and os.path.isfile(name):
         cfg = load_sweep_file(name)
         location = location or cfg.storage_location()
         name = cfg.name
-    location = location or DEFAULT_STORE_NAME
-    return open_storage(location, create=False), name
+    location = location or os.environ.get(STORAGE_ENV)
+    if location:
+        return open_storage(location, create=False), name
+    try:
+        return open_storage(DEFAULT_STORE_NAME, create=False), name
+    except InvalidStorageError as exc:
+        if os.path.exists(DEFAULT_STORE_NAME):  # corrupt, foreign: no hint helps
+            raise
+        hint = where_sweep_is_hint(name, _DEFAULT_SHOWN) if name else stores_nearby_hint()
+        raise InvalidStorageError(f"{exc}; {hint}") from None
+
+
+def find_sweep(args: argparse.Namespace) -> tuple[Storage, SweepRecord]:
+    """The store and the stored sweep that ``args.sweep`` (a name or a sweep file) names.
+
+    When the default store was used and the sweep is not there, the error says where it looked
+    and which sweep files nearby define that name.
+    """
+    store, name = open_store_for(args)
+    if not name:
+        store.close()
+        raise ConfigError("give the sweep's name (or its sweep file) as the first argument")
+    try:
+        return store, store.get_sweep(name)
+    except SweepNotFoundError as exc:
+        store.close()
+        defaulted = not (args.storage or os.environ.get(STORAGE_ENV)) and name == args.sweep
+        if not defaulted:
+            raise
+        raise SweepNotFoundError(f"{exc}; {where_sweep_is_hint(name, _DEFAULT_SHOWN)}") from None
+
+
+def _launcher_override(path: str, name: str | None) -> dict[str, Any] | None:
+    """``--launcher NAME``: the file's section when it names the same launcher, else NAME."""
+    if name is None:
+        return None
+    section = load_sweep_file(path).launcher or {}
+    return dict(section) if section.get("name") == name else {"name": name}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from hpo_lightning.sweep import StopReason, Sweep
 
-    sweep = Sweep.from_file(
-        args.file,
-        n_workers=args.n_workers,
-        n_trials=args.n_trials,
-        storage=args.storage,
-        timeout=args.timeout,
-    )
+    overrides = {
+        "n_workers": args.n_workers,
+        "n_trials": args.n_trials,
+        "storage": args.storage,
+        "timeout": args.timeout,
+        "max_failures": args.max_failures,
+        "launcher": _launcher_override(args.file, args.launcher),
+    }
+    if args.detach:
+        return _detach(args.file, overrides)
+    sweep = Sweep.from_file(args.file, **overrides)
+    if args.create_only:
+        return _created(sweep)
     try:
         result = sweep.run(progress="quiet" if args.quiet else "auto", isolate=True)
     finally:
@@ -128,10 +209,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         return result.exit_code
     if result.stopped is StopReason.MAX_FAILURES:
-        first = (result.first_error or "").strip().splitlines()
         print(
-            f"sweep '{result.name}' stopped after {result.n_failed} failed trials; first error: "
-            f"{first[0] if first else 'unknown'}",
+            max_failures_hint(result.name, result.n_failed, first_error=result.first_error),
             file=sys.stderr,
         )
         return 1
@@ -148,11 +227,58 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detach(path: str, overrides: dict[str, Any]) -> int:
+    from dataclasses import replace
+
+    from hpo_lightning.sweep import Sweep
+    from hpo_lightning.sweep._detach import check_detachable, submit_detached
+
+    cfg = load_sweep_file(path)
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    check_detachable(cfg)  # before anything is written
+    sweep = Sweep(cfg)
+    try:
+        status = submit_detached(sweep)
+    finally:
+        sweep.close()
+    print(
+        f"sweep '{cfg.name}': {status}; follow it with: hpo-lightning status {cfg.name} "
+        f"--storage {redact_url(sweep.storage.url)}"
+    )
+    return 0
+
+
+def _created(sweep: Any) -> int:
+    """``sweep --create-only``: the sweep is stored (creating it did that); say how to run it."""
+    from hpo_lightning.sweep._progress import summarize
+
+    try:
+        s = summarize(sweep.trials(), sweep.config.mode)
+        where = redact_url(sweep.storage.url)
+    finally:
+        sweep.close()
+    print(
+        f"sweep '{sweep.name}' is stored in {where} ({s['done']} of {sweep.config.n_trials} "
+        f"trials finished); start workers with: hpo-lightning worker {sweep.name} "
+        f"--storage {where}"
+    )
+    return 0
+
+
+def _console(**options: Any) -> Any:
+    """A rich Console whose closed pipe (``status x | head``) reaches the command line's
+    BrokenPipeError handling (exit 141, quiet) instead of rich's own exit 1."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return PipeConsole(**options)
+
+
 def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
-    store, name = open_store_for(args)
-    if not name:
-        raise ConfigError("give a sweep name")
-    sweep = store.get_sweep(name)
+    store, sweep = find_sweep(args)
     return store, sweep, store.get_trials(sweep.id)
 
 
@@ -195,7 +321,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 where,
                 note,
             )
-        console = Console(width=max(120, Console().width))
+        console = _console(width=max(120, Console().width))
         console.print(table)
         lost = sum(1 for state in shown if state.startswith("lost?"))
         requeued = s["interrupted"] + s["lost"]
@@ -205,6 +331,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f", {lost} lost (their workers are gone; a rerun requeues them)" if lost else "")
             + (f", {requeued} interrupted or lost and requeued" if requeued else "")
         )
+        if sweep.status not in ("running", "done"):
+            console.print(f"launched: {sweep.status}")
     finally:
         store.close()
     return 0
@@ -258,7 +386,7 @@ def trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
                 else None
             ),
             "worker": t.worker,
-            "message": (t.message or "").splitlines()[0] if t.message else "",
+            "message": redact((t.message or "").splitlines()[0]) if t.message else "",
         }
         row.update({f"param_{n}": t.params.get(n) for n in names})
         rows.append(row)
@@ -269,14 +397,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     store, sweep, trials = _trials(args)
     store.close()
     rows = trial_rows(trials)
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
+    with open_output(args.output, force=args.force, store=store) as out:
         if args.format == "json":
             json.dump(
                 {
                     "sweep": sweep.name,
                     "mode": sweep.mode,
-                    "definition": sweep.definition,
+                    "definition": redact_tree(sweep.definition),  # older stores kept passwords
                     "trials": rows,
                 },
                 out,
@@ -288,9 +415,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(out, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     return 0
 
 

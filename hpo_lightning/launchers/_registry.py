@@ -13,6 +13,8 @@ from hpo_lightning.launchers._base import Launcher
 # name -> "module:Class", imported when asked for (Ray and submitit are optional extras)
 _REGISTRY: dict[str, str] = {
     "local": "hpo_lightning.launchers._local:LocalLauncher",
+    "ray": "hpo_lightning.launchers._ray:RayLauncher",
+    "slurm": "hpo_lightning.launchers._slurm:SlurmLauncher",
 }
 
 

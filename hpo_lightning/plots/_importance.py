@@ -67,18 +67,37 @@ def param_importance(trials: Sequence[TrialRecord], *, max_bins: int = 8) -> dic
     return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
 
 
-def plot_importance(trials: Sequence[TrialRecord], path: str | Path) -> Path:
-    """Save a bar chart of :func:`param_importance` as PNG."""
+def plot_importance(
+    trials: Sequence[TrialRecord],
+    path: str | Path,
+    *,
+    monitor: str | None = None,
+    sweep: str | None = None,
+) -> Path:
+    """Save a bar chart of :func:`param_importance` as PNG, in percent of the variance of the
+    monitored value (``monitor``) that each param explains alone; ``sweep`` goes into the title.
+    """
+    return save(importance_figure(trials, monitor=monitor, sweep=sweep), Path(path))
+
+
+def importance_figure(
+    trials: Sequence[TrialRecord], *, monitor: str | None, sweep: str | None
+) -> Any:
+    """The figure :func:`plot_importance` saves (a matplotlib Figure)."""
     scores = param_importance(trials)
-    fig = new_figure(7.0, max(2.5, 0.5 * len(scores) + 1.5))
+    fig = new_figure(7.0, max(2.5, 0.5 * len(scores) + 1.8))
     if not scores or len(scored(trials)) < 3:
         empty_note(fig, "parameter importance needs 3 or more complete trials")
-        return save(fig, Path(path))
+        return fig
     ax = fig.add_subplot()
     names = list(scores)[::-1]
-    ax.barh(names, [scores[n] for n in names], color="C0")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of value variance explained alone (epsilon-squared)")
-    ax.set_title("Parameter importance (first-order, binned)")
+    shares = [100.0 * scores[n] for n in names]
+    bars = ax.barh(names, shares, color="C0")
+    ax.bar_label(bars, labels=[f"{v:.0f}%" for v in shares], padding=3, fontsize=9)
+    ax.set_xlim(0, 110)
+    what = monitor or "the objective value"
+    ax.set_xlabel(f"% of the variance of {what} explained by the parameter alone")
+    title = "Parameter importance" + (f" in sweep '{sweep}'" if sweep else "")
+    ax.set_title(f"{title}\n(first-order, over binned values; shares need not sum to 100%)")
     ax.grid(axis="x", alpha=0.3)
-    return save(fig, Path(path))
+    return fig

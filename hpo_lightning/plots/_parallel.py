@@ -41,8 +41,16 @@ def encode_axis(values: Sequence[Any]) -> tuple[list[float], str, str]:
     return [pos[str(v)] for v in values], labels[0] if labels else "", labels[-1] if labels else ""
 
 
-def plot_parallel(trials: Sequence[TrialRecord], mode: Mode, path: str | Path) -> Path:
-    """Save a parallel-coordinates plot of the complete trials as PNG (best drawn on top)."""
+def plot_parallel(
+    trials: Sequence[TrialRecord],
+    mode: Mode,
+    path: str | Path,
+    *,
+    monitor: str | None = None,
+    sweep: str | None = None,
+) -> Path:
+    """Save a parallel-coordinates plot of the complete trials as PNG (best drawn on top);
+    ``monitor`` names the value axis, ``sweep`` goes into the title."""
     done = scored(trials)
     names = sorted({k for t in done for k in t.params})
     fig = new_figure(max(6.0, 1.6 * (len(names) + 1)), 4.5)
@@ -67,9 +75,13 @@ def plot_parallel(trials: Sequence[TrialRecord], mode: Mode, path: str | Path) -
         ax.axvline(x, color="0.3", lw=0.8)
         ax.text(x, -0.06, lo, ha="center", va="top", fontsize=8)
         ax.text(x, 1.06, hi, ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(xs, [*names, "value"])
+    value_name = monitor or "value"
+    ax.set_xticks(xs, [*names, value_name])
     ax.set_yticks([])
     ax.set_ylim(-0.15, 1.15)
-    ax.set_title("Parallel coordinates (complete trials)", pad=18)
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="objective value")
+    where = f" of sweep '{sweep}'" if sweep else ""
+    ax.set_title(f"Parallel coordinates{where} (complete trials)", pad=18)
+    fig.colorbar(
+        mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=monitor or "objective value"
+    )
     return save(fig, Path(path))

@@ -12,13 +12,24 @@ from hpo_lightning.plots._parallel import plot_parallel
 from hpo_lightning.storage import Storage, TrialRecord
 
 
-def plot_trials(trials: Sequence[TrialRecord], mode: Mode, out_dir: str | Path) -> list[Path]:
-    """Save history, parallel-coordinates and importance PNGs in ``out_dir``; return paths."""
+def plot_trials(
+    trials: Sequence[TrialRecord],
+    mode: Mode,
+    out_dir: str | Path,
+    *,
+    monitor: str | None = None,
+    sweep: str | None = None,
+) -> list[Path]:
+    """Save history, parallel-coordinates and importance PNGs in ``out_dir``; return paths.
+
+    ``monitor`` (the metric's name) labels the value axes; ``sweep`` goes into the titles.
+    """
     out = Path(out_dir)
+    names = {"monitor": monitor, "sweep": sweep}
     return [
-        plot_history(trials, mode, out / "optimisation_history.png"),
-        plot_parallel(trials, mode, out / "parallel_coordinates.png"),
-        plot_importance(trials, out / "param_importance.png"),
+        plot_history(trials, mode, out / "optimisation_history.png", **names),
+        plot_parallel(trials, mode, out / "parallel_coordinates.png", **names),
+        plot_importance(trials, out / "param_importance.png", **names),
     ]
 
 
@@ -30,4 +41,11 @@ def save_plots(storage: Storage, sweep_name: str, out_dir: str | Path) -> list[P
         >>> paths = save_plots(open_storage("sweeps.db"), "demo", "plots")  # doctest: +SKIP
     """
     sweep = storage.get_sweep(sweep_name)
-    return plot_trials(storage.get_trials(sweep.id), sweep.mode, out_dir)
+    monitor = sweep.definition.get("monitor")
+    return plot_trials(
+        storage.get_trials(sweep.id),
+        sweep.mode,
+        out_dir,
+        monitor=monitor if isinstance(monitor, str) else None,
+        sweep=sweep.name,
+    )

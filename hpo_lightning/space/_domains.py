@@ -8,7 +8,8 @@ a uniform ``u`` gives every value the same probability, and ``to_unit`` returns 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 from hpo_lightning.exceptions import InvalidSpaceError
@@ -184,6 +185,10 @@ class Int(Domain):
             return False
         return self.low <= value <= self.high and (value - self.low) % self.step == 0
 
+    def cell(self, value: Any) -> int:
+        """The index of ``value`` among the domain's values."""
+        return (int(value) - self.low) // self.step
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "int", "low": self.low, "high": self.high}
         if self.log:
@@ -197,15 +202,40 @@ class Int(Domain):
 class Categorical(Domain):
     """One of a fixed, non-empty list of unique JSON scalars (str, int, float, bool, None).
 
+    ``choices`` may be a mapping from each choice to its own sub-space (a mapping of parameter
+    names to domains, empty or None for none): those parameters exist only when that choice is
+    made (see :class:`~hpo_lightning.SearchSpace`, "Conditional spaces").
+
     Example:
         >>> Categorical(["adam", "sgd"]).from_unit(0.9)
         'sgd'
+        >>> opt = Categorical({"adam": {"beta1": Float(0.8, 0.99)}, "sgd": None})
+        >>> opt.choices, list(opt.branches[0][1])
+        (('adam', 'sgd'), ['beta1'])
     """
 
     choices: tuple[Scalar, ...]
+    #: per choice with a sub-space, ``(choice, {name: domain spec})``; not part of equality
+    branches: tuple[tuple[Scalar, Mapping[str, Any]], ...] = field(
+        default=(), compare=False, hash=False, repr=False
+    )
     kind: ClassVar[str] = "categorical"
 
     def __init__(self, choices: Any) -> None:
+        branches: list[tuple[Scalar, Mapping[str, Any]]] = []
+        if isinstance(choices, Mapping):
+            for choice, sub in choices.items():
+                if sub is None:
+                    continue
+                if not isinstance(sub, Mapping):
+                    raise InvalidSpaceError(
+                        f"the sub-space of choice {choice!r} must be a mapping of parameter "
+                        f"names to domains (or empty), but got {sub!r}"
+                    )
+                if sub:
+                    branches.append((choice, dict(sub)))
+            choices = list(choices)
+        object.__setattr__(self, "branches", tuple(branches))
         if isinstance(choices, (str, bytes)) or not hasattr(choices, "__iter__"):
             raise InvalidSpaceError(
                 f"Categorical `choices` must be a list of values, but got {choices!r}"
@@ -260,3 +290,7 @@ class Categorical(Domain):
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "categorical", "choices": list(self.choices)}
+
+    def cell(self, value: Any) -> int:
+        """The index of ``value`` among the choices (its cell of the unit interval)."""
+        return self.index(value)

@@ -9,93 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from hpo_lightning._names import did_you_mean
 from hpo_lightning.exceptions import InvalidSpaceError
-from hpo_lightning.space._domains import Categorical, Domain, Float, Int
-
-_DOMAIN_KEYS = {
-    "float": {"type", "low", "high", "log"},
-    "int": {"type", "low", "high", "log", "step"},
-    "categorical": {"type", "choices"},
-}
-
-
-def _number(name: str, key: str, value: Any) -> Any:
-    # PyYAML (YAML 1.1) reads `1e-4` as a string; accept any string that is a number.
-    if isinstance(value, str):
-        try:
-            f = float(value)
-        except ValueError:
-            raise InvalidSpaceError(
-                f"parameter '{name}': `{key}` must be a number, but got {value!r}"
-            ) from None
-        return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
-    return value
-
-
-def _yaml_numbers(choices: Any) -> Any:
-    """Choices like ``[0.05, 1e-05]``: YAML 1.1 reads ``1e-05`` as a string; when every other
-    choice is a number and every string parses as one, the strings were meant as numbers."""
-    if not isinstance(choices, (list, tuple)):
-        return choices
-    strings = [c for c in choices if isinstance(c, str)]
-    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
-    if not strings or not numbers or len(strings) + len(numbers) != len(choices):
-        return choices
-    try:
-        [float(c) for c in strings]
-    except ValueError:
-        return choices
-    return [float(c) if isinstance(c, str) else c for c in choices]
-
-
-def domain_from_dict(name: str, spec: Any) -> Domain:
-    """Build one domain from its plain (YAML/JSON) shape; see :meth:`SearchSpace.from_dict`."""
-    if isinstance(spec, Domain):
-        return spec
-    if isinstance(spec, (list, tuple)):
-        return Categorical(_yaml_numbers(spec))
-    if not isinstance(spec, Mapping):
-        raise InvalidSpaceError(
-            f"parameter '{name}' must be a mapping like {{type: float, low: 0, high: 1}} "
-            f"or a list of choices, but got {spec!r}"
-        )
-    kind = spec.get("type")
-    if kind is None:
-        kind = "categorical" if "choices" in spec else None
-    if kind not in _DOMAIN_KEYS:
-        raise InvalidSpaceError(
-            f"parameter '{name}': `type` must be one of float, int, categorical, but got "
-            f"{kind!r}{did_you_mean(str(kind), _DOMAIN_KEYS)}"
-        )
-    unknown = set(spec) - _DOMAIN_KEYS[kind]
-    if unknown:
-        key = sorted(unknown)[0]
-        raise InvalidSpaceError(
-            f"parameter '{name}': unknown key '{key}' for a {kind} domain (allowed: "
-            f"{', '.join(sorted(_DOMAIN_KEYS[kind]))}){did_you_mean(key, _DOMAIN_KEYS[kind])}"
-        )
-    try:
-        if kind == "categorical":
-            if "choices" not in spec:
-                raise InvalidSpaceError(f"parameter '{name}': a categorical needs `choices`")
-            return Categorical(_yaml_numbers(spec["choices"]))
-        for req in ("low", "high"):
-            if req not in spec:
-                raise InvalidSpaceError(f"parameter '{name}': a {kind} domain needs `{req}`")
-        low = _number(name, "low", spec["low"])
-        high = _number(name, "high", spec["high"])
-        log = spec.get("log", False)
-        if not isinstance(log, bool):
-            raise InvalidSpaceError(f"parameter '{name}': `log` must be true or false, got {log!r}")
-        if kind == "float":
-            return Float(low, high, log=log)
-        return Int(low, high, log=log, step=_number(name, "step", spec.get("step", 1)))
-    except InvalidSpaceError as exc:
-        msg = str(exc)
-        raise InvalidSpaceError(
-            msg if msg.startswith("parameter") else f"parameter '{name}': {msg}"
-        ) from None
+from hpo_lightning.space._conditional import (
+    CompiledCondition,
+    Condition,
+    active_mask,
+    compile_conditions,
+    flatten_space,
+)
+from hpo_lightning.space._domains import Domain
 
 
 class SearchSpace(Mapping[str, Domain]):
@@ -104,31 +26,46 @@ class SearchSpace(Mapping[str, Domain]):
     The space owns the one transform to the unit cube that every tuner uses:
     :meth:`encode` maps a params dict to a vector in ``[0, 1]^d`` and :meth:`decode` maps it back.
 
+    **Conditional spaces.** A categorical's choices may carry sub-spaces, and any parameter may
+    be made active only when a discrete parent takes some values (``when``, or
+    :class:`Conditional` in Python). The space is kept flat (parents before children, each
+    conditional parameter with its :class:`Condition`); a params dict holds exactly the
+    *active* parameters, ``encode`` gives NaN for the inactive coordinates and ``decode``
+    ignores them, so every tuner that decodes cube points suggests valid params.
+
     Example:
+        >>> from hpo_lightning import Categorical, Float
         >>> lr, opt = Float(1e-4, 1e-1, log=True), Categorical(["adam", "sgd"])
         >>> space = SearchSpace({"lr": lr, "opt": opt})
         >>> sorted(space.decode([0.5, 0.9]).items())
         [('lr', 0.003162277660168382), ('opt', 'sgd')]
+        >>> opt = Categorical({"adam": None, "sgd": {"momentum": Float(0, 1)}})
+        >>> cond = SearchSpace({"opt": opt})
+        >>> cond.decode([0.9, 0.5]), cond.decode([0.1, 0.5])
+        ({'opt': 'sgd', 'momentum': 0.5}, {'opt': 'adam'})
     """
 
-    __slots__ = ("_domains", "_names")
+    __slots__ = ("_allowed", "_compiled", "_conditions", "_domains", "_names")
 
     def __init__(self, domains: Mapping[str, Any]) -> None:
         if isinstance(domains, SearchSpace):
-            domains = dict(domains.items())
+            self._domains: dict[str, Domain] = dict(domains._domains)
+            self._conditions: dict[str, Condition] = dict(domains._conditions)
+            self._names: tuple[str, ...] = domains._names
+            self._compiled: tuple[CompiledCondition, ...] = domains._compiled
+            self._allowed: dict[str, frozenset[int]] = domains._allowed
+            return
         if not isinstance(domains, Mapping):
             raise InvalidSpaceError(
                 f"a search space must be a mapping of names to domains, but got {domains!r}"
             )
         if not domains:
             raise InvalidSpaceError("the search space is empty; give at least one parameter")
-        built: dict[str, Domain] = {}
-        for name, spec in domains.items():
-            if not isinstance(name, str) or not name:
-                raise InvalidSpaceError(f"parameter names must be non-empty strings, got {name!r}")
-            built[name] = domain_from_dict(name, spec)
-        self._domains = built
-        self._names = tuple(built)
+        self._domains, self._conditions = flatten_space(domains)
+        self._names = tuple(self._domains)
+        self._compiled = compile_conditions(self._domains, self._conditions)
+        names = list(self._domains)
+        self._allowed = {names[c.child]: frozenset(c.cells.tolist()) for c in self._compiled}
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> SearchSpace:
@@ -140,12 +77,21 @@ class SearchSpace(Mapping[str, Domain]):
             {type: int, low: 16, high: 256, log: true}      # or step: 16
             {type: categorical, choices: [adam, sgd]}
             [adam, sgd]                                      # shorthand for a categorical
+            {type: categorical, choices: {adam: {beta1: {type: float, low: 0.8, high: 0.99}},
+                                          sgd: {momentum: {type: float, low: 0, high: 0.99}}}}
+            {type: int, low: 8, high: 64, when: {n_layers: [2, 3]}}   # a conditional parameter
         """
         return cls(spec)
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain shape accepted by :meth:`from_dict` (JSON-serialisable)."""
-        return {name: d.to_dict() for name, d in self._domains.items()}
+        """The plain shape accepted by :meth:`from_dict` (JSON-serialisable; flat: a
+        sub-space's parameters come with their ``when``)."""
+        out = {}
+        for name, d in self._domains.items():
+            out[name] = d.to_dict()
+            if name in self._conditions:
+                out[name]["when"] = self._conditions[name].to_dict()
+        return out
 
     # Mapping protocol -------------------------------------------------------
     def __getitem__(self, name: str) -> Domain:
@@ -159,6 +105,37 @@ class SearchSpace(Mapping[str, Domain]):
 
     def __repr__(self) -> str:
         return f"SearchSpace({self._domains!r})"
+
+    @property
+    def conditions(self) -> dict[str, Condition]:
+        """The condition of each conditional parameter (empty for an unconditional space)."""
+        return dict(self._conditions)
+
+    @property
+    def is_conditional(self) -> bool:
+        return bool(self._conditions)
+
+    def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether ``name`` exists given the (partial) params of the parameters before it."""
+        cond = self._conditions.get(name)
+        while cond is not None:
+            if cond.parent not in params:
+                return False
+            dom = self._domains[cond.parent]
+            try:
+                cell = dom.cell(params[cond.parent])  # type: ignore[attr-defined]
+            except (InvalidSpaceError, TypeError, ValueError):
+                return False
+            if cell not in self._allowed[name]:
+                return False
+            name = cond.parent
+            cond = self._conditions.get(name)
+        return True
+
+    def active_mask(self, U: Any) -> np.ndarray:
+        """For points of the cube (shape (m, d)), which coordinates decode to active params."""
+        U = np.atleast_2d(np.asarray(U, dtype=float))
+        return active_mask(self._domains, self._compiled, U)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
@@ -181,8 +158,14 @@ class SearchSpace(Mapping[str, Domain]):
 
     # Transform --------------------------------------------------------------
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
-        """Map params to a point of the unit cube (bin centres for discrete values)."""
+        """Map params to a point of the unit cube (bin centres for discrete values; NaN for the
+        coordinates of inactive parameters)."""
         self.validate(params)
+        if self._conditions:
+            return np.array(
+                [self._domains[n].to_unit(params[n]) if n in params else math.nan for n in self],
+                dtype=float,
+            )
         return np.array([self._domains[n].to_unit(params[n]) for n in self._names], dtype=float)
 
     def decode(self, u: Any) -> dict[str, Any]:
@@ -192,12 +175,22 @@ class SearchSpace(Mapping[str, Domain]):
             raise InvalidSpaceError(
                 f"decode needs a vector of length {len(self._names)}, got length {arr.shape[0]}"
             )
+        if self._conditions:
+            out: dict[str, Any] = {}
+            for n, x in zip(self._names, arr):
+                if self.is_active(n, out):
+                    out[n] = self._domains[n].from_unit(0.5 if math.isnan(x) else float(x))
+            return out
         return {n: self._domains[n].from_unit(float(x)) for n, x in zip(self._names, arr)}
 
     def validate(self, params: Mapping[str, Any]) -> None:
-        """Raise InvalidSpaceError unless params has exactly this space's names, all in domain."""
+        """Raise InvalidSpaceError unless params has exactly this space's active names, all in
+        domain."""
         if not isinstance(params, Mapping):
             raise InvalidSpaceError(f"params must be a mapping, got {params!r}")
+        if self._conditions:
+            self._validate_conditional(params)
+            return
         missing = [n for n in self._names if n not in params]
         extra = [k for k in params if k not in self._domains]
         if missing or extra:
@@ -206,6 +199,25 @@ class SearchSpace(Mapping[str, Domain]):
             )
         for n in self._names:
             if not self._domains[n].contains(params[n]):
+                raise InvalidSpaceError(
+                    f"parameter '{n}' = {params[n]!r} is outside its domain {self._domains[n]}"
+                )
+
+    def _validate_conditional(self, params: Mapping[str, Any]) -> None:
+        extra = [k for k in params if k not in self._domains]
+        if extra:
+            raise InvalidSpaceError(f"params do not match the space: unexpected {extra}")
+        for n in self._names:
+            active = self.is_active(n, params)
+            if active and n not in params:
+                raise InvalidSpaceError(f"params do not match the space: missing ['{n}']")
+            if not active and n in params:
+                cond = self._conditions[n]
+                raise InvalidSpaceError(
+                    f"parameter '{n}' is given but inactive: it exists only when "
+                    f"'{cond.parent}' is one of {list(cond.values)!r}"
+                )
+            if active and not self._domains[n].contains(params[n]):
                 raise InvalidSpaceError(
                     f"parameter '{n}' = {params[n]!r} is outside its domain {self._domains[n]}"
                 )
@@ -220,6 +232,8 @@ class SearchSpace(Mapping[str, Domain]):
     def grid_size(self) -> int:
         if not self.is_discrete:
             return 0
+        if self._conditions:
+            return sum(1 for _ in self.grid())
         return math.prod(int(d.n_values or 0) for d in self._domains.values())
 
     def grid(self) -> Iterator[dict[str, Any]]:
@@ -234,5 +248,23 @@ class SearchSpace(Mapping[str, Domain]):
         for d in self._domains.values():
             n = int(d.n_values or 0)
             axes.append([d.from_unit((k + 0.5) / n) for k in range(n)])
+        if self._conditions:  # depth first: only the active parameters branch
+            yield from self._branches(0, {}, axes)
+            return
         for combo in itertools.product(*axes):
             yield dict(zip(self._names, combo))
+
+    def _branches(
+        self, i: int, partial: dict[str, Any], axes: list[list[Any]]
+    ) -> Iterator[dict[str, Any]]:
+        if i == len(self._names):
+            yield dict(partial)
+            return
+        name = self._names[i]
+        if not self.is_active(name, partial):
+            yield from self._branches(i + 1, partial, axes)
+            return
+        for value in axes[i]:
+            partial[name] = value
+            yield from self._branches(i + 1, partial, axes)
+        del partial[name]

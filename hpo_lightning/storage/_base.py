@@ -17,8 +17,9 @@ import json
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,9 +29,26 @@ from hpo_lightning.exceptions import StorageError
 T = TypeVar("T")
 
 
+_ACTING_FOR: ContextVar[str | None] = ContextVar("hpo_lightning_acting_for", default=None)
+
+
 def worker_id() -> str:
-    """``host:pid`` of this process, stored on the trials it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid`` of this process, stored on the trials it runs.
+
+    Inside :func:`acting_for` (a served store inserting a trial for a remote worker) it is
+    that worker's id instead.
+    """
+    return _ACTING_FOR.get() or f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def acting_for(worker: str) -> Iterator[None]:
+    """Make :func:`worker_id` answer ``worker`` in this thread (or task) for the block."""
+    token = _ACTING_FOR.set(worker)
+    try:
+        yield
+    finally:
+        _ACTING_FOR.reset(token)
 
 
 def dumps(value: Any) -> str:
@@ -163,6 +181,13 @@ class Storage(ABC):
 
     @abstractmethod
     def set_sweep_status(self, sweep_id: int, status: str) -> None: ...
+
+    @abstractmethod
+    def delete_sweep(self, sweep_id: int) -> int:
+        """Delete the sweep with its trials and their metrics in one transaction; return the
+        number of trials deleted. Its name is free again. StorageError if there is no such
+        sweep (nothing is deleted then).
+        """
 
     @abstractmethod
     def claim(self, sweep_id: int) -> AbstractContextManager[Claim]:

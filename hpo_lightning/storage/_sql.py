@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from hpo_lightning._names import did_you_mean
+from hpo_lightning._secrets import redact, redact_tree
 from hpo_lightning._trial import FailureKind, Mode, TrialState
 from hpo_lightning.exceptions import StorageError, SweepNotFoundError
 from hpo_lightning.storage._base import (
@@ -219,7 +220,7 @@ class SQLStorage(CheckpointSQL, Storage):
             cur.execute(
                 "INSERT INTO hpo_sweeps (name, definition, mode, created_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
-                (name, dumps(dict(definition)), mode, now),
+                (name, dumps(redact_tree(dict(definition))), mode, now),  # no password stored
             )
             cur.execute(f"SELECT {_SWEEP_COLS} FROM hpo_sweeps WHERE name = ?", (name,))
             return self._sweep(cur.fetchone())
@@ -275,6 +276,29 @@ class SQLStorage(CheckpointSQL, Storage):
                 "UPDATE hpo_sweeps SET status = ? WHERE id = ?", (status, sweep_id)
             )
         )
+
+    def delete_sweep(self, sweep_id: int) -> int:
+        def body(cur: Any) -> int:
+            self._lock_sweep(cur, sweep_id)  # PostgreSQL: wait for a claim in progress
+            cur.execute("SELECT COUNT(*) FROM hpo_sweeps WHERE id = ?", (sweep_id,))
+            if not int(cur.fetchone()[0]):
+                raise StorageError(f"no sweep with id {sweep_id} in {self.url}")
+            # explicit deletes, child tables first: no reliance on ON DELETE CASCADE
+            cur.execute(
+                "DELETE FROM hpo_metrics WHERE trial_id IN "
+                "(SELECT id FROM hpo_trials WHERE sweep_id = ?)",
+                (sweep_id,),
+            )
+            cur.execute("DELETE FROM hpo_trials WHERE sweep_id = ?", (sweep_id,))
+            n_trials = int(cur.rowcount)
+            cur.execute("DELETE FROM hpo_sweeps WHERE id = ?", (sweep_id,))
+            return n_trials
+
+        deleted = self._transaction(body)
+        # cached curves are keyed by sweep id; a new sweep never reuses it, but be tidy
+        for key in [k for k in self.__dict__.get("_curve_cache", {}) if k[0] == sweep_id]:
+            del self.__dict__["_curve_cache"][key]
+        return deleted
 
     # --- trials ---------------------------------------------------------------------------
     def _claim_start(self, cur: Any, sweep_id: int) -> list[TrialRecord]:
@@ -334,6 +358,7 @@ class SQLStorage(CheckpointSQL, Storage):
             raise StorageError("finish_trial needs a final state, not RUNNING")
         now = time.time()
         final = _finite_or_none(value)
+        message = redact(message) if message else message  # e.g. a URL quoted by an error
 
         def body(cur: Any) -> bool:
             cur.execute(

@@ -39,6 +39,11 @@ def _check_file(path: Path, *, create: bool) -> None:
     if path.is_dir():
         raise InvalidStorageError(f"the store path {path} is a directory; give a file path")
     if path.stat().st_size == 0:
+        if not create:  # a read-only command must not turn an empty file into a store
+            raise InvalidStorageError(
+                f"{path} is an empty file, not an hpo_lightning store; check the path or run a "
+                "sweep first"
+            )
         return
     with open(path, "rb") as fh:
         header = fh.read(16)
@@ -64,6 +69,7 @@ class SQLiteStorage(SQLStorage):
         self.memory = raw == ":memory:"
         self.path = Path(raw) if not self.memory else Path(":memory:")
         self.url = raw if self.memory else f"sqlite:///{self.path}"
+        self._create = create
         if not self.memory:
             _check_file(self.path, create=create)
         self._lock = threading.RLock()
@@ -104,6 +110,11 @@ class SQLiteStorage(SQLStorage):
             r[0]
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         }
+        if not names & set(TABLES) and not self._create and not self.memory:
+            raise InvalidStorageError(
+                f"{self.path} holds no hpo_lightning store (no hpo_ tables); check the path or "
+                "run a sweep first"
+            )
         if names and not names & set(TABLES):
             shown = ", ".join(sorted(names)[:5])
             raise InvalidStorageError(

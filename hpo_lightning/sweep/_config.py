@@ -9,19 +9,23 @@ only the name and the store; run-time options (workers, storage, timeout...) are
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from hpo_lightning._names import did_you_mean
+from hpo_lightning._names import check_name, did_you_mean
+from hpo_lightning._secrets import is_keyword_dsn, redact_tree
 from hpo_lightning._trial import Mode, check_int, check_mode
 from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners import tuner_names
 
 DEFAULT_STORE_NAME = "hpo_lightning.db"
+MAX_TRIALS = 1_000_000  # n_trials above this is a typo (10**23), not a plan
+MAX_WORKERS = 1024  # local worker processes of one sweep command
 _DEFINITION_KEYS = (
     "objective",
     "objective_args",
@@ -49,7 +53,8 @@ class SweepConfig:
         space: the search space (plain YAML shape or SearchSpace).
         monitor: the logged metric to optimise; mode: ``"min"`` or ``"max"``.
         tuner: tuner name; tuner_options: its keyword options.
-        n_trials: finished (complete or pruned) trials wanted; n_workers: local processes.
+        n_trials: finished (complete or pruned) trials wanted, at most 1,000,000
+            (``MAX_TRIALS``); n_workers: local processes, at most 1024 (``MAX_WORKERS``).
         storage: store path or URL (default: hpo_lightning.db next to the sweep file).
         seed: seed of the tuner and scheduler; drawn and stored when None.
         timeout: seconds after which no new trial starts (None: no limit).
@@ -59,11 +64,14 @@ class SweepConfig:
         scheduler: ``{name: asha, ...}`` for early stopping, or None.
         mlflow: ``{tracking_uri: ..., experiment: ...}`` to mirror the sweep to MLflow, or None.
         heartbeat_s / lost_after_s: heartbeat period of running trials and the silence after
-            which a trial of another host counts as lost.
+            which a trial of another host counts as lost (at least twice ``heartbeat_s``).
         resources: what one trial needs, ``{gpus_per_trial: 1, cpus_per_trial: 4}``.
         launcher: where workers run, ``{name: local}`` (default) or another launcher's section.
         checkpoints: ``{dir, keep, every}`` (or ``true``) to checkpoint trials, resume requeued
             ones and keep the best model (see docs/checkpoints.md); None: no checkpoints.
+
+    Names (the sweep's and its parameters') are at most 200 characters without control or
+    bidi characters, ``/``, ``\\``, quotes or ``..``.
     """
 
     name: str
@@ -148,8 +156,7 @@ class SweepConfig:
 
 
 def _validate(cfg: SweepConfig) -> None:
-    if not isinstance(cfg.name, str) or not cfg.name.strip():
-        raise ConfigError(f"`name` must be a non-empty string, but got {cfg.name!r}")
+    check_name("`name`", cfg.name, error=ConfigError)
     if not (callable(cfg.objective) or (isinstance(cfg.objective, str) and ":" in cfg.objective)):
         raise ConfigError(
             f"`objective` must be 'module:function' (e.g. 'digits:train'), but got "
@@ -167,22 +174,8 @@ def _validate(cfg: SweepConfig) -> None:
         raise ConfigError(
             f"unknown tuner {cfg.tuner!r}; known tuners: {', '.join(tuner_names())}{hint}"
         )
-    check_int("n_trials", cfg.n_trials, at_least=1, error=ConfigError)
-    if cfg.n_workers != "auto":
-        try:
-            check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
-        except ConfigError:
-            raise ConfigError(
-                f"`n_workers` must be an integer >= 1 or 'auto', but got {cfg.n_workers!r}"
-            ) from None
-    check_int("max_failures", cfg.max_failures, at_least=1, error=ConfigError)
-    check_int("seed", cfg.seed, at_least=0, allow_none=True, error=ConfigError)
-    for key in ("timeout", "heartbeat_s", "lost_after_s"):
-        v = getattr(cfg, key)
-        if v is None and key == "timeout":
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ConfigError(f"`{key}` must be a positive number of seconds, but got {v!r}")
+    _check_counts(cfg)
+    _check_seconds(cfg)
     for key in ("objective_args", "tuner_options"):
         if not isinstance(getattr(cfg, key), Mapping):
             raise ConfigError(f"`{key}` must be a mapping, but got {getattr(cfg, key)!r}")
@@ -200,6 +193,68 @@ def _validate(cfg: SweepConfig) -> None:
     cfg.checkpoint_policy()  # a bad `checkpoints` section fails here
     if not isinstance(cfg.retry_lost, bool):
         raise ConfigError(f"`retry_lost` must be true or false, but got {cfg.retry_lost!r}")
+    _check_tuner(cfg)
+
+
+def validate(cfg: SweepConfig) -> None:
+    """Check everything about a sweep that can be checked before anything is written.
+
+    Keys, values, names, the space, and the tuner and scheduler built once from their options
+    (an unknown option, ``grid`` on a continuous space...). ``SweepConfig`` runs this when it
+    is constructed, so a config that exists is valid; call it again after changing a config
+    by other means. Raises ConfigError (or InvalidSpaceError) with a one-line message.
+    """
+    _validate(cfg)
+
+
+def _check_counts(cfg: SweepConfig) -> None:
+    check_int("n_trials", cfg.n_trials, at_least=1, error=ConfigError)
+    if cfg.n_workers != "auto":
+        try:
+            check_int("n_workers", cfg.n_workers, at_least=1, error=ConfigError)
+        except ConfigError:
+            raise ConfigError(
+                f"`n_workers` must be an integer >= 1 or 'auto', but got {cfg.n_workers!r}"
+            ) from None
+    check_int("max_failures", cfg.max_failures, at_least=1, error=ConfigError)
+    check_int("seed", cfg.seed, at_least=0, allow_none=True, error=ConfigError)
+    for key, most in (("n_trials", MAX_TRIALS), ("n_workers", MAX_WORKERS)):
+        value = getattr(cfg, key)
+        if isinstance(value, int) and value > most:
+            raise ConfigError(f"`{key}` must be at most {most:,}, but got {value:,}")
+
+
+def _check_seconds(cfg: SweepConfig) -> None:
+    for key in ("timeout", "heartbeat_s", "lost_after_s"):
+        v = getattr(cfg, key)
+        if v is None and key == "timeout":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            hint = " (leave `timeout` out for no limit)" if key == "timeout" else ""
+            raise ConfigError(
+                f"`{key}` must be a positive, finite number of seconds, but got {v!r}{hint}"
+            )
+    if cfg.lost_after_s < 2 * cfg.heartbeat_s:
+        raise ConfigError(
+            f"`lost_after_s` must be at least twice `heartbeat_s` (a running trial beats every "
+            f"heartbeat_s), but got lost_after_s={cfg.lost_after_s!r}, "
+            f"heartbeat_s={cfg.heartbeat_s!r}"
+        )
+
+
+def _check_tuner(cfg: SweepConfig) -> None:
+    """Build the tuner once, so unknown options or a space it cannot search fail now."""
+    from hpo_lightning.tuners import make_tuner
+
+    options = dict(cfg.tuner_options)
+    if cfg.tuner == "auto":
+        options.setdefault("budget", cfg.n_trials)  # as the sweep builds it
+    try:
+        make_tuner(cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=0, **options)
+    except UserInputError as exc:
+        raise ConfigError(f"`tuner`: {exc}") from None
+    except (TypeError, ValueError) as exc:  # an option value of the wrong type
+        raise ConfigError(f"`tuner` {cfg.tuner!r}: bad option value: {exc}") from None
 
 
 def _check_scheduler(section: Mapping[str, Any]) -> None:
@@ -216,9 +271,45 @@ def _check_scheduler(section: Mapping[str, Any]) -> None:
         raise ConfigError(f"`scheduler`: {exc}") from None
 
 
-# every SweepConfig field is a file key, except the two the loader fills in itself
-_FILE_KEYS = {f.name for f in fields(SweepConfig)} - {"base_dir", "tuner_options"}
+# every SweepConfig field is a file key, except the two the loader fills in itself; `cli`
+# (a LightningCLI project) is turned into `objective` and `objective_args` by the loader
+_FILE_KEYS = ({f.name for f in fields(SweepConfig)} - {"base_dir", "tuner_options"}) | {"cli"}
 _REQUIRED = ("name", "objective", "space", "monitor")
+
+
+def _cli_keys(data: Mapping[str, Any], base_dir: str, source: str) -> dict[str, Any]:
+    """A ``cli:`` sweep's keys: the CLI objective and its args, the monitor and mode of the
+    config's checkpoint/early-stopping callback unless given; the space checked against the
+    CLI's parser (see ``hpo_lightning.lightning._cli``)."""
+    for key in ("objective", "objective_args"):
+        if key in data:
+            raise ConfigError(
+                f"{source}: `{key}` cannot be combined with `cli` (the CLI is the objective; "
+                "put extra command-line arguments in `cli.args`)"
+            )
+    if "space" not in data:
+        raise ConfigError(f"{source}: missing required key 'space'")
+    from hpo_lightning.lightning._cli import cli_objective
+
+    try:
+        options = cli_objective(
+            data["cli"], SearchSpace.from_dict(data["space"]), base_dir=base_dir
+        )
+    except UserInputError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    out = {**data, **options}
+    out.pop("cli")
+    if "monitor" in data and data["monitor"] != options.get("monitor"):
+        out.pop("mode", None)  # the callback's mode belongs to the callback's metric
+    for key in ("monitor", "mode"):
+        if key in data:
+            out[key] = data[key]
+    if "monitor" not in out:
+        raise ConfigError(
+            f"{source}: missing required key 'monitor' (the CLI's config has no ModelCheckpoint "
+            "or EarlyStopping that monitors a metric)"
+        )
+    return out
 
 
 def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep file") -> SweepConfig:
@@ -231,6 +322,8 @@ def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep fil
         if key not in _FILE_KEYS:
             hint = did_you_mean(key, sorted(_FILE_KEYS))
             raise ConfigError(f"{source}: unknown key {key!r}{hint}")
+    if "cli" in data:
+        data = _cli_keys(data, base_dir, source)
     for key in _REQUIRED:
         if key not in data:
             raise ConfigError(f"{source}: missing required key '{key}'")
@@ -251,7 +344,8 @@ def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep fil
     if storage is not None:
         if not isinstance(storage, str):
             raise ConfigError(f"{source}: `storage` must be a path or URL string, got {storage!r}")
-        if "://" not in storage and not os.path.isabs(storage) and storage != ":memory:":
+        relative = "://" not in storage and not os.path.isabs(storage)
+        if relative and storage != ":memory:" and not is_keyword_dsn(storage):
             kwargs["storage"] = os.path.join(base_dir, storage)
     try:
         return SweepConfig(base_dir=base_dir, **kwargs)
@@ -261,15 +355,40 @@ def config_from_dict(data: Any, *, base_dir: str = ".", source: str = "sweep fil
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _unique_keys_loader() -> type:
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML says it is an
+    error; PyYAML would silently keep the last one, e.g. a second ``n_trials``)."""
+    import yaml
+
+    class UniqueKeySafeLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {seen[key].line + 1}); "
+                        "give each key once",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeySafeLoader
+
+
 def load_sweep_file(path: str | os.PathLike[str]) -> SweepConfig:
-    """Read and validate a sweep file (YAML, read with ``yaml.safe_load``)."""
+    """Read and validate a sweep file (YAML, read with a ``yaml.SafeLoader`` that refuses
+    duplicate keys)."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"sweep file {p} does not exist; check the path")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -280,15 +399,35 @@ def load_sweep_file(path: str | os.PathLike[str]) -> SweepConfig:
 
 
 def definition_diff(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Keys of the definition that differ (n_trials may change: it extends a sweep)."""
+    """The values of the definition that differ, as ``path: stored X, now Y`` with dotted
+    paths down to the leaves (``space.dropout.high: stored 0.5, now 0.6``); n_trials may
+    change (it extends a sweep), and an unset seed matches the stored one."""
     out = []
     for key in _DEFINITION_KEYS:
-        a, b = stored.get(key), new.get(key)
+        # a store keeps definitions without passwords: compare them as it keeps them
+        a, b = redact_tree(stored.get(key)), redact_tree(new.get(key))
         if key == "seed" and b is None:
             continue
-        if a != b:
-            out.append(f"{key}: stored {a!r}, now {b!r}")
+        out.extend(_leaf_diff(key, a, b))
     return out
+
+
+_MISSING = object()
+
+
+def _leaf_diff(path: str, a: Any, b: Any) -> list[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out: list[str] = []
+        for k in [*a, *(k for k in b if k not in a)]:
+            out.extend(_leaf_diff(f"{path}.{k}", a.get(k, _MISSING), b.get(k, _MISSING)))
+        return out
+    if a == b:
+        return []
+    if a is _MISSING:
+        return [f"{path}: not stored, now {b!r}"]
+    if b is _MISSING:
+        return [f"{path}: stored {a!r}, now absent"]
+    return [f"{path}: stored {a!r}, now {b!r}"]
 
 
 def check_same_definition(name: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> None:

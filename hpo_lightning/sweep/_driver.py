@@ -19,8 +19,13 @@ from hpo_lightning._trial import Trial, TrialState
 from hpo_lightning.events import EventBus
 from hpo_lightning.exceptions import ConfigError
 from hpo_lightning.launchers import LocalLauncher, make_launcher
-from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
-from hpo_lightning.sweep._config import SweepConfig, check_same_definition, load_sweep_file
+from hpo_lightning.storage import Storage, SweepRecord, TrialRecord, open_storage, redact_url
+from hpo_lightning.sweep._config import (
+    SweepConfig,
+    check_same_definition,
+    definition_diff,
+    load_sweep_file,
+)
 from hpo_lightning.sweep._launched import describe_auto_workers, run_launched
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._progress import ProgressDisplay, summarize
@@ -115,6 +120,8 @@ class Sweep:
         cfg = self.config
         definition = cfg.definition()
         existing = {s.name: s for s in self.storage.list_sweeps()}.get(cfg.name)
+        if existing is not None and self._redefinable(existing, definition):
+            existing = None
         if existing is not None:
             check_same_definition(cfg.name, existing.definition, definition)
             stored_seed = existing.definition.get("seed")
@@ -134,6 +141,27 @@ class Sweep:
         if self.record.definition.get("seed") != cfg.seed:  # another process created it first
             check_same_definition(cfg.name, self.record.definition, definition)
             self.config = cfg.with_seed(int(self.record.definition["seed"]))
+
+    def _redefinable(self, existing: SweepRecord, definition: dict[str, Any]) -> bool:
+        """A sweep that never finished a trial (e.g. every trial failed on a misspelled
+        monitor) takes a corrected definition: its old record and trials are deleted."""
+        diff = definition_diff(existing.definition, definition)
+        if not diff:
+            return False
+        trials = self.storage.get_trials(existing.id)
+        if any(
+            t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials
+        ):
+            return False
+        self.storage.delete_sweep(existing.id)
+        log.warning(
+            "sweep '%s' had finished no trial, so it is redefined (%s); its %d earlier "
+            "trials are deleted",
+            self.name,
+            "; ".join(diff),
+            len(trials),
+        )
+        return True
 
     # --- running ----------------------------------------------------------------------
     def run(

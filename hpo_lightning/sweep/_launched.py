@@ -129,23 +129,15 @@ def mlflow_sync(sweep: Sweep) -> None:
     """
     if not sweep.config.mlflow:
         return
-    m = dict(sweep.config.mlflow)
-    try:
-        from hpo_lightning.tracking._mlflow_sync import sync_sweep
+    from hpo_lightning.tracking._mlflow_sync import mirror_sweep
 
-        sync_sweep(
-            sweep.storage,
-            sweep.name,
-            tracking_uri=m.get("tracking_uri"),
-            experiment_name=m.get("experiment") or sweep.name,
-            artifacts=False,
-        )
-    except Exception as exc:
-        log.warning(
-            "MLflow could not be brought up to date (run `hpo-lightning mlflow-sync %s` later): %s",
-            sweep.name,
-            exc,
-        )
+    m = dict(sweep.config.mlflow)
+    mirror_sweep(  # one warning per unreachable server for the whole process tree
+        sweep.storage,
+        sweep.name,
+        tracking_uri=m.get("tracking_uri"),
+        experiment_name=m.get("experiment") or sweep.name,
+    )
 
 
 def _mlflow_summary(sweep: Sweep) -> None:
@@ -157,4 +149,6 @@ def _mlflow_summary(sweep: Sweep) -> None:
         tracker.sweep_finished(sweep.name)
         tracker.close()
     except Exception as exc:  # MLflow is a mirror; never fail the sweep for it
-        log.warning("MLflow at sweep end failed: %s", exc)
+        from hpo_lightning._secrets import redact
+
+        log.warning("MLflow at sweep end failed: %s", redact(str(exc)))

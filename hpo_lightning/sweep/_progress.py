@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from hpo_lightning._trial import TrialState
@@ -58,10 +61,15 @@ class ProgressDisplay:
         self.style = style
         self.name, self.total, self.monitor, self.mode = name, total, monitor, mode
         self._seen: set[int] = set()
+        self._first = True
+        self._since = time.time()  # trials finished before this are summed up in one line
+        self._lock = threading.Lock()
         self._progress: Any = None
         self._task: Any = None
+        self.info = ""  # the last status text shown (running / failed / pruned / best)
 
     def __enter__(self) -> ProgressDisplay:
+        self._since = time.time()
         if self.style == "bar":
             from rich.console import Console
             from rich.progress import (
@@ -90,25 +98,90 @@ class ProgressDisplay:
             self._progress.stop()
 
     def update(self, trials: Sequence[TrialRecord]) -> None:
+        """Show the state of ``trials`` (every trial of the sweep). Thread-safe.
+
+        In "lines" style each finished trial is printed once; the trials that had finished
+        before the display started (a resumed sweep, a joining worker) are summed up in one
+        line at the first update.
+        """
         s = summarize(trials, self.mode)
         best = s["best"]
         info = (
             f"running {s['running']}  failed {s['failed']}  pruned {s['pruned']}  "
             f"best {self.monitor}={_fmt(best.value if best else None)}"
         )
-        if self.style == "bar" and self._progress is not None:
-            self._progress.update(self._task, completed=min(s["done"], self.total), info=info)
-        elif self.style == "lines":
-            for t in trials:
-                if t.state is TrialState.RUNNING or t.number in self._seen:
+        with self._lock:
+            self.info = info
+            if self.style == "bar" and self._progress is not None:
+                self._progress.update(self._task, completed=min(s["done"], self.total), info=info)
+            elif self.style == "lines":
+                self._print_lines(trials, s, info)
+            self._first = False
+
+    def _print_lines(self, trials: Sequence[TrialRecord], s: dict[str, Any], info: str) -> None:
+        finished = [t for t in trials if t.state is not TrialState.RUNNING]
+        if self._first:
+            earlier = [t for t in finished if (t.finished_at or 0.0) < self._since]
+            if earlier:
+                self._summarize_earlier(earlier)
+        for t in finished:
+            if t.number in self._seen:
+                continue
+            self._seen.add(t.number)
+            detail = f"{self.monitor}={_fmt(t.value)}"
+            if t.state is TrialState.FAILED or t.state.requeued:
+                detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
+            print(
+                f"[{self.name}] trial {t.number} {t.state.value}: {detail} "
+                f"(done {s['done']}/{self.total}, {info})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _summarize_earlier(self, earlier: Sequence[TrialRecord]) -> None:
+        self._seen.update(t.number for t in earlier)
+        s = summarize(earlier, self.mode)
+        best = s["best"]
+        cut = s["interrupted"] + s["lost"]  # cut short and requeued
+        print(
+            f"[{self.name}] {len(earlier)} trials had finished before this run: "
+            f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed"
+            + (f", {cut} cut short" if cut else "")
+            + f"; best {self.monitor}={_fmt(best.value if best else None)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @contextmanager
+    def follow(
+        self, read_trials: Callable[[], Sequence[TrialRecord]], *, interval_s: float = 1.0
+    ) -> Iterator[None]:
+        """Refresh the display from ``read_trials()`` every ``interval_s`` on a daemon thread
+        while the block runs, so the bar shows a trial as running while it trains (the serial
+        loop itself only updates between trials). Only the "bar" style polls; a failed read
+        is skipped (the next one retries).
+
+        Example::
+
+            with display, display.follow(lambda: store.get_trials(sweep_id)):
+                run_trials()
+        """
+        if self.style != "bar":
+            yield
+            return
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(interval_s):
+                try:
+                    self.update(read_trials())
+                except Exception:  # a busy or reconnecting store: show the next read
                     continue
-                self._seen.add(t.number)
-                detail = f"{self.monitor}={_fmt(t.value)}"
-                if t.state is TrialState.FAILED or t.state.requeued:
-                    detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
-                print(
-                    f"[{self.name}] trial {t.number} {t.state.value}: {detail} "
-                    f"(done {s['done']}/{self.total}, {info})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+
+        thread = threading.Thread(target=poll, name="hpo-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)

@@ -133,7 +133,9 @@ class Worker(CheckpointingWorker):
                     tracker.sweep_finished(self.config.name)
                 tracker.close()
             except Exception as exc:  # MLflow is a mirror; never fail the sweep for it
-                log.warning("MLflow at sweep end failed: %s", exc)
+                from hpo_lightning._secrets import redact
+
+                log.warning("MLflow at sweep end failed: %s", redact(str(exc)))
 
     # --- claiming ---------------------------------------------------------------------------
     def reap(self) -> list[TrialRecord]:

@@ -5,11 +5,13 @@ stop training. Every MLflow call runs on one background thread that owns its Mlf
 (no fluent, process-global active run), so ``on_event`` only queues a small tuple and
 returns; the thread merges the queued epochs of a trial into one ``log_batch``.
 
-Outage: when a call fails (server unreachable or erroring), the tracker logs ONE warning,
-drops what it cannot send for ``retry_after_s`` seconds, then tries again. For HTTP(S) tracking
-URIs it shortens MLflow's request timeout and retries (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
-``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``) unless you set
-them yourself. ``hpo-lightning mlflow-sync`` back-fills the runs from the store afterwards.
+Outage: when a call fails (server unreachable or erroring), the tracker logs ONE warning
+(one per process tree: a worker forked after its parent warned stays quiet), drops what it
+cannot send for ``retry_after_s`` seconds, then tries again. For HTTP(S) tracking URIs it
+probes the server with a 2 s TCP connect before making a client and shortens MLflow's request
+timeout and retries (``MLFLOW_HTTP_REQUEST_TIMEOUT``, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``) unless you set them yourself.
+``hpo-lightning mlflow-sync`` back-fills the runs from the store afterwards.
 """
 
 from __future__ import annotations
@@ -27,23 +29,17 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode, Trial, TrialState
 from hpo_lightning.events import EpochEnd, EpochStart, TrainingEvent, TrainingFinish
-from hpo_lightning.exceptions import HPOError, missing_extra
+from hpo_lightning.exceptions import HPOError, ServiceUnavailableError, missing_extra
 from hpo_lightning.storage import Storage, TrialRecord, open_storage, redact_url
 from hpo_lightning.tracking._base import Tracker
 from hpo_lightning.tracking._mlflow_runs import STATUS, MlflowRuns
+from hpo_lightning.tracking._reach import apply_http_defaults, first_report
 
 log = logging.getLogger("hpo_lightning")
 
-# short HTTP limits: a tracker call must fail in seconds, not after MLflow's ~4 minutes of retries
-_HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    # a background thread printing "View run ... at" would break progress output
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
 _STOP = ("stop",)
 
 
@@ -90,10 +86,7 @@ class MLflowTracker(Tracker):
         self.flush_timeout_s = float(flush_timeout_s)
         self.artifacts = artifacts
         self._storage_arg = storage
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-        if uri.startswith(("http://", "https://")):
-            for key, value in _HTTP_DEFAULTS.items():
-                os.environ.setdefault(key, value)
+        apply_http_defaults(tracking_uri)
         self._definitions: dict[str, Mapping[str, Any]] = {}
         self._seen: dict[str, dict[int, TrialRecord]] = {}
         self._lock = threading.Lock()
@@ -207,7 +200,7 @@ class MLflowTracker(Tracker):
             return future.result(timeout=self.flush_timeout_s)
         except Exception as exc:
             uri = redact_url(self.tracking_uri or "(default)")
-            raise HPOError(f"MLflow at {uri} cannot be used now: {exc}") from exc
+            raise HPOError(f"MLflow at {uri} cannot be used now: {redact(str(exc))}") from exc
 
     def _loop(self, q: queue.SimpleQueue[tuple[Any, ...]]) -> None:
         while True:
@@ -254,7 +247,16 @@ class MLflowTracker(Tracker):
         self._retry_at = time.monotonic() + self.retry_after_s
         if not self.warned:
             self.warned = True
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            if not first_report(self.tracking_uri):
+                return  # this process (or the one that forked it) has said so already
+            first_line = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
+            if isinstance(exc, ServiceUnavailableError):  # says what to do already
+                log.warning(
+                    "%s; MLflow calls are skipped for %.0f s at a time until it answers",
+                    first_line,
+                    self.retry_after_s,
+                )
+                return
             log.warning(
                 "MLflow tracking at %s failed (%s: %s); training goes on and the store keeps "
                 "every trial; MLflow calls are skipped for %.0f s at a time until it answers. "
@@ -271,8 +273,34 @@ class MLflowTracker(Tracker):
         return runs.child(parent, trial.sweep, trial.number, trial.params)
 
     def _do_sweep(self, runs: MlflowRuns, name: str, definition: Mapping[str, Any]) -> None:
+        new = runs.find_parent(name) is None
         parent = runs.parent(name, definition)
         runs.client.update_run(parent, status="RUNNING")
+        if new and self._storage_arg is not None:
+            self._mirror_stored(runs, name, parent, self._storage_arg)
+
+    def _mirror_stored(
+        self, runs: MlflowRuns, name: str, parent: str, storage: str | os.PathLike[str] | Storage
+    ) -> None:
+        """A new parent run of a sweep that already has trials (``mlflow:`` added to a sweep
+        that ran without it): mirror the stored trials, as ``mlflow-sync`` does."""
+        from hpo_lightning.tracking._mlflow_sync import mirror_trials
+
+        given = isinstance(storage, Storage)
+        store = open_storage(storage, create=False)
+        try:
+            sweep = store.get_sweep(name)
+            trials = store.get_trials(sweep.id)
+            if trials:
+                report = mirror_trials(runs, store, sweep, parent, trials)
+                log.info(
+                    "MLflow: mirrored the %d stored trials of sweep '%s' into its new parent run",
+                    report.trials,
+                    name,
+                )
+        finally:
+            if not given:
+                store.close()
 
     def _do_trial(self, runs: MlflowRuns, trial: Trial) -> None:
         self._child(runs, trial)
@@ -298,7 +326,8 @@ class MLflowTracker(Tracker):
         parent = runs.parent(name)
         if self.artifacts:
             trials, mode = self._trials_for_artifacts(name)
-            log_sweep_artifacts(runs, parent, trials, mode)
+            monitor = self._definitions.get(name, {}).get("monitor")
+            log_sweep_artifacts(runs, parent, trials, mode, monitor=monitor, sweep=name)
             self._log_best_checkpoint(runs, parent, name, trials)
         runs.client.set_terminated(parent, "FINISHED")
 
@@ -362,7 +391,13 @@ class MLflowTracker(Tracker):
 
 
 def log_sweep_artifacts(
-    runs: MlflowRuns, parent: str, trials: list[TrialRecord], mode: Mode
+    runs: MlflowRuns,
+    parent: str,
+    trials: list[TrialRecord],
+    mode: Mode,
+    *,
+    monitor: str | None = None,
+    sweep: str | None = None,
 ) -> list[str]:
     """Write the trials table and plots to a temporary folder and log them on the parent."""
     from hpo_lightning.plots import plot_trials, write_trials_csv
@@ -370,7 +405,7 @@ def log_sweep_artifacts(
     with tempfile.TemporaryDirectory(prefix="hpo-mlflow-") as tmp:
         out = Path(tmp)
         files = [write_trials_csv(trials, out / "trials.csv")]
-        files += plot_trials(trials, mode, out / "plots")
+        files += plot_trials(trials, mode, out / "plots", monitor=monitor, sweep=sweep)
         for f in files:
             sub = "plots" if f.parent.name == "plots" else None
             runs.client.log_artifact(parent, str(f), sub)

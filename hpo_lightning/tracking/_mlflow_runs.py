@@ -21,8 +21,10 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hpo_lightning._secrets import redact, redact_tree, without_masked_password
 from hpo_lightning._trial import Mode, TrialState
 from hpo_lightning.exceptions import missing_extra
+from hpo_lightning.tracking._reach import apply_http_defaults, check_reachable
 
 # MLflow's limits (mlflow.utils.validation); kept here so that importing this module is cheap.
 MAX_KEY = 250
@@ -97,8 +99,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
 
 
 def sweep_params(definition: Mapping[str, Any]) -> dict[str, str]:
-    """The parent run's params: the sweep definition without its name."""
-    return flatten({k: v for k, v in definition.items() if k != "name"})
+    """The parent run's params: the sweep definition without its name (and passwords)."""
+    return flatten(redact_tree({k: v for k, v in definition.items() if k != "name"}))
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -130,6 +132,10 @@ class MlflowRuns:
         mlflow = import_mlflow()
         from mlflow.tracking import MlflowClient
 
+        if tracking_uri:  # a URI read back from a store has its password masked: use the env's
+            tracking_uri = without_masked_password(tracking_uri)
+        apply_http_defaults(tracking_uri)
+        check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
         self._entities = mlflow.entities
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment(experiment_name)
@@ -286,7 +292,7 @@ class MlflowRuns:
         if state is TrialState.PRUNED:
             tags["hpo.stopped_early"] = "true"
         if message:
-            tags["hpo.message"] = message
+            tags["hpo.message"] = redact(message)
         metrics = []
         if value is not None and not math.isnan(value):
             metrics.append(self._entities.Metric(TRIAL_VALUE, float(value), now, epochs or 0))

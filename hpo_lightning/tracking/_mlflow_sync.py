@@ -7,14 +7,18 @@ differs from the store's. Running it twice leaves MLflow as the first run left i
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
+from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode
+from hpo_lightning.exceptions import HPOError, ServiceUnavailableError
 from hpo_lightning.plots._common import scored
-from hpo_lightning.storage import Storage, TrialRecord
+from hpo_lightning.storage import Storage, SweepRecord, TrialRecord
 from hpo_lightning.tracking._mlflow import log_sweep_artifacts
 from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better, mlflow_name
+from hpo_lightning.tracking._reach import first_report, was_reported
 
 
 @dataclass(frozen=True)
@@ -45,19 +49,105 @@ def sync_sweep(
         experiment_name: MLflow experiment (default: the sweep's name).
         artifacts: also (re)log the trials table and plots on the parent run.
 
+    Raises:
+        ServiceUnavailableError: an ``http(s)`` server does not answer (in seconds).
+        HPOError: MLflow failed during the sync (the message has no password).
+
     Example:
         >>> sync_sweep(open_storage("sweeps.db"), "demo", tracking_uri="sqlite:///mlflow.db")
         ... # doctest: +SKIP
     """
     sweep = storage.get_sweep(sweep_name)
-    runs = MlflowRuns(tracking_uri, experiment_name or sweep_name)
+    try:
+        return _sync(storage, sweep, tracking_uri, experiment_name or sweep_name, artifacts)
+    except ServiceUnavailableError:
+        # the caller reports this error; trackers of this process (and of workers it forks
+        # next) need not warn about the same outage again
+        first_report(tracking_uri)
+        raise
+    except HPOError:
+        raise
+    except Exception as exc:  # MLflow's own errors quote the URI, password included
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise HPOError(
+            f"MLflow at {redact(tracking_uri or '(default)')} failed during the sync: "
+            f"{redact(lines[0])[:300]}; run `hpo-lightning mlflow-sync` again once it answers "
+            "(it is idempotent)"
+        ) from None
+
+
+def mirror_sweep(
+    storage: Storage, sweep_name: str, *, tracking_uri: str | None, experiment_name: str | None
+) -> SyncReport | None:
+    """:func:`sync_sweep` for a running sweep: MLflow is a mirror, so a failure is ONE
+    warning per URI in this process tree (a worker forked later stays quiet) and None.
+
+    A sweep driver calls this before its workers fork (to create the experiment and parent
+    run once) and after they exit (to back-fill what a worker could not send).
+    """
+    quiet = was_reported(tracking_uri)
+    try:
+        return sync_sweep(
+            storage,
+            sweep_name,
+            tracking_uri=tracking_uri,
+            experiment_name=experiment_name,
+            artifacts=False,
+        )
+    except Exception as exc:
+        first_report(tracking_uri)
+        if not quiet:
+            logging.getLogger("hpo_lightning").warning(
+                "MLflow could not be brought up to date (the sweep goes on; run "
+                "`hpo-lightning mlflow-sync %s` later): %s",
+                sweep_name,
+                redact(str(exc)),
+            )
+        return None
+
+
+def _sync(
+    storage: Storage,
+    sweep: SweepRecord,
+    tracking_uri: str | None,
+    experiment_name: str,
+    artifacts: bool,
+) -> SyncReport:
+    sweep_name = sweep.name
+    runs = MlflowRuns(tracking_uri, experiment_name)
     created = 0 if runs.find_parent(sweep_name) is not None else 1
     parent = runs.parent(sweep_name, sweep.definition)
-    known = set(runs.children(parent))
     trials = storage.get_trials(sweep.id)
-    metrics = states = 0
+    report = mirror_trials(runs, storage, sweep, parent, trials)
+    created += report.runs_created
+    metrics, states = report.metrics_logged, report.states_set
+    if artifacts:
+        monitor = sweep.definition.get("monitor")
+        log_sweep_artifacts(runs, parent, trials, sweep.mode, monitor=monitor, sweep=sweep_name)
+    finished = bool(trials) and all(t.state.is_finished for t in trials)
+    if finished and runs.client.get_run(parent).info.status != "FINISHED":
+        runs.client.set_terminated(parent, "FINISHED")
+    return SyncReport(parent, created, metrics, states, len(trials))
+
+
+def mirror_trials(
+    runs: MlflowRuns,
+    storage: Storage,
+    sweep: SweepRecord,
+    parent: str,
+    trials: list[TrialRecord] | None = None,
+) -> SyncReport:
+    """Give every stored trial of ``sweep`` its child run under ``parent`` (params, metrics by
+    epoch, final state) and the parent its best trial; what exists already is kept.
+
+    Also used by MLflowTracker when it creates the parent run of a sweep that already has
+    trials (``mlflow:`` added to a sweep run without it), so the parent is not left empty.
+    """
+    trials = storage.get_trials(sweep.id) if trials is None else trials
+    known = set(runs.children(parent))
+    created = metrics = states = 0
     for t in trials:
-        child = runs.child(parent, sweep_name, t.number, t.params)
+        child = runs.child(parent, sweep.name, t.number, t.params)
         created += t.number not in known
         metrics += _backfill_metrics(runs, storage, child, t)
         states += _backfill_state(runs, child, t)
@@ -65,11 +155,6 @@ def sync_sweep(
     if best is not None and best.value is not None:
         child = runs.children(parent)[best.number]
         runs.update_best(parent, child, best.number, best.value, sweep.mode)
-    if artifacts:
-        log_sweep_artifacts(runs, parent, trials, sweep.mode)
-    finished = bool(trials) and all(t.state.is_finished for t in trials)
-    if finished and runs.client.get_run(parent).info.status != "FINISHED":
-        runs.client.set_terminated(parent, "FINISHED")
     return SyncReport(parent, created, metrics, states, len(trials))
 
 

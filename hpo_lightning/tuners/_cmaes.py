@@ -13,6 +13,10 @@ suggest/report:
 * **Parameters:** every coordinate of the unit cube is searched by CMA-ES; the space's decode
   rounds ints and maps categoricals to their cell (as Optuna's CmaEsSampler does for ints).
   For spaces with many categoricals the ``auto`` tuner prefers TPE.
+* **Conditional spaces:** CMA-ES searches the full cube; the coordinates of parameters that
+  the point's parents make inactive are simply not decoded, so they do not change the result
+  and CMA-ES adapts on the active ones (the inactive ones drift as neutral coordinates). It
+  works, but TPE models the branches and ``auto`` picks TPE for such spaces.
 * **Pruned and failed trials** rank after every completed point of their generation (pruned
   deeper-first, then by the value reached; failed last). CMA-ES uses only the ranking.
 * **Restarts:** when ``cmaes`` reports convergence, CMA-ES restarts from a random mean with a

@@ -26,6 +26,14 @@ Choices that matter for users:
 * **In flight:** pending trials enter the model with their predicted mean ("kriging believer"),
   so parallel workers get distinct points; a point equal to a pending one is never returned.
 * **Failed trials** (exceptions, NaN) enter with the worst observed loss: their region is avoided.
+* **Conditional spaces:** the coordinate of an inactive parameter is imputed with the cube's
+  centre (0.5) in the training data, in the believers and in every candidate (after the
+  candidate's parents are decoded), so two points that run the same parameters are the same
+  point to the kernel, and a branch's parameters are told apart by their parent's categorical
+  coordinate. This is the constant imputation of inactive parameters used by SMAC (Hutter et
+  al. 2011, "Sequential Model-Based Optimization for General Algorithm Configuration",
+  Sec. 4.3) with a GP instead of a forest; the acquisition is optimised in the full cube and
+  the decoded point keeps only its active parameters.
 * **Multi-fidelity (pruned trials):** BOHB-style (Falkner et al. 2018, Sec. 3.1), the model is
   fitted at the highest fidelity that has enough points (``dim + 2``). When that many trials
   completed, pruned trials still enter, but with their last value raised to at least the median
@@ -110,6 +118,7 @@ class GPTuner(HyperparameterTuner):
         # number of cells of each discrete coordinate (0 for floats): candidates are snapped
         self._cells = np.array([d.n_values or 0 for d in doms], dtype=int)
         self._startup = SobolTuner(self.space, seed=self.seed)
+        self._conditional = self.space.is_conditional
         self._X: list[np.ndarray] = []
         self._state: list[int] = []  # 0 complete, 1 pruned, 2 failed
         self._loss: list[float] = []
@@ -117,10 +126,21 @@ class GPTuner(HyperparameterTuner):
         self._blas: Any = None  # threadpoolctl controller, made at the first model fit
 
     def _on_report(self, obs: Observation) -> None:
-        self._X.append(self.space.encode(obs.params))
+        self._X.append(self._encode(obs.params))
         ok = obs.state in (TrialState.COMPLETE, TrialState.PRUNED) and math.isfinite(obs.loss)
         self._state.append((0 if obs.state is TrialState.COMPLETE else 1) if ok else 2)
         self._loss.append(obs.loss if ok else math.nan)
+
+    def _encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        """The cube point of params, with inactive coordinates imputed (conditional spaces)."""
+        x = self.space.encode(params)
+        return np.nan_to_num(x, nan=0.5) if self._conditional else x
+
+    def _canonical(self, U: np.ndarray) -> np.ndarray:
+        """Candidates with the coordinates their parents make inactive set to the imputation."""
+        if self._conditional:
+            U = np.where(self.space.active_mask(U), U, 0.5)
+        return U
 
     # --- training data -------------------------------------------------------------
     def training_data(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -175,7 +195,7 @@ class GPTuner(HyperparameterTuner):
         best = float(y.min())
         pending = self.pending
         if pending:
-            gp.add_believer(np.array([self.space.encode(p) for p in pending]))
+            gp.add_believer(np.array([self._encode(p) for p in pending]))
         cand = self._candidates(X, y, rng)
         scores = gp.log_ei(cand, best)
         starts = cand[np.argsort(-scores)[:_N_POLISH]]
@@ -249,7 +269,7 @@ class GPTuner(HyperparameterTuner):
         flip = rng.random(local.shape) < 0.2  # categoricals: switch to a random choice
         flip &= self._cat[None, :]
         local[flip] = rng.random(int(flip.sum()))
-        return self._snap(np.concatenate([uniform, local]))
+        return self._canonical(self._snap(np.concatenate([uniform, local])))
 
     def _polish(self, gp: GaussianProcess, starts: np.ndarray, best: float) -> np.ndarray:
         """L-BFGS-B on log EI in the ordered coordinates, all starts at once (separable sum)."""
@@ -280,7 +300,7 @@ class GPTuner(HyperparameterTuner):
         )
         out = fixed.copy()
         out[:, free] = np.clip((res.x * ls).reshape(m, k), 0.0, 1.0)
-        return self._snap(out)
+        return self._canonical(self._snap(out))
 
     def _avoid_pending(self, ranked: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
         """The first ranked point whose params are not pending (else a random free one)."""

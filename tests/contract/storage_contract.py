@@ -142,6 +142,34 @@ class StorageContract:
         assert store.raise_n_trials(a.id, 12) == raised  # smaller: nothing changes
         assert store.get_sweep("alpha").definition["n_trials"] == 25
 
+    def test_delete_sweep_removes_it_with_its_trials_and_frees_the_name(
+        self, store: Storage
+    ) -> None:
+        gone = store.create_sweep("typo", DEFINITION, mode="min")
+        kept = store.create_sweep("kept", DEFINITION, mode="min")
+        first = {}
+        for sweep in (gone, kept):
+            with store.claim(sweep.id) as c:
+                first[sweep.name] = c.add_trial({"lr": 0.1})
+                c.add_trial({"lr": 0.2})
+            store.log_metrics(first[sweep.name].id, 0, {"loss": 1.0})
+            store.finish_trial(first[sweep.name].id, TrialState.COMPLETE, 1.0, epochs=1)
+        assert store.delete_sweep(gone.id) == 2
+        assert [s.name for s in store.list_sweeps()] == ["kept"]
+        with pytest.raises(SweepNotFoundError):
+            store.get_sweep("typo")
+        assert store.get_trials(gone.id) == [] and store.get_metrics(first["typo"].id) == {}
+        kept_trials = store.get_trials(kept.id)  # the other sweep is untouched
+        assert [t.state for t in kept_trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+        assert store.get_metrics(kept_trials[0].id) == {0: {"loss": 1.0}}
+        with pytest.raises(StorageError):
+            store.delete_sweep(gone.id)
+        # the name is free: a new sweep under it starts at trial 0 with a new definition
+        again = store.create_sweep("typo", {"other": 1}, mode="max")
+        assert again.id != gone.id and dict(again.definition) == {"other": 1}
+        with store.claim(again.id) as c:
+            assert c.trials == [] and c.add_trial({"x": 1}).number == 0
+
     def test_missing_sweep_names_the_known_ones(self, store: Storage) -> None:
         with pytest.raises(SweepNotFoundError, match="none yet"):
             store.get_sweep("anything")

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hpo_lightning import Categorical, Float, HyperparameterTuner, Int, SearchSpace, TrialState
+from hpo_lightning import (
+    Categorical,
+    Conditional,
+    Float,
+    HyperparameterTuner,
+    Int,
+    SearchSpace,
+    TrialState,
+)
 from hpo_lightning.exceptions import InvalidMetricError, InvalidSpaceError
 
 TunerFactory = Callable[..., HyperparameterTuner]
@@ -52,6 +60,55 @@ DISCRETE_SPACE = SearchSpace(
     }
 )
 CONTINUOUS_SPACE = SearchSpace({"x": Float(-5.0, 5.0), "y": Float(1e-3, 1e3, log=True)})
+#: a conditional space: choices with sub-spaces (nested), a `when` on an int, shared children
+CONDITIONAL_SPACE = SearchSpace(
+    {
+        "optimizer": Categorical(
+            {
+                "adam": {"beta1": Float(0.8, 0.999), "amsgrad": [True, False]},
+                "sgd": {
+                    "momentum": Float(0.0, 0.99),
+                    "nesterov": Categorical({True: {"dampening": Float(0.0, 0.5)}, False: None}),
+                },
+                "rmsprop": None,
+            }
+        ),
+        "lr": Float(1e-5, 1e-1, log=True),
+        "layers": Int(1, 3),
+        "width2": Conditional(Int(8, 64, log=True), when={"layers": [2, 3]}),
+        "width3": Conditional(Int(8, 64, step=8), when={"layers": 3}),
+    }
+)
+#: a discrete conditional space (grid search enumerates its branches: 2*3 + 1*2 + 2 = 10 points)
+CONDITIONAL_DISCRETE_SPACE = SearchSpace(
+    {
+        "model": Categorical(
+            {
+                "svc": {"kernel": ["rbf", "linear"], "c": [0.1, 1.0, 10.0]},
+                "forest": {"depth": [2, 8]},
+            }
+        ),
+        "scale": Conditional(Categorical([True, False]), when={"model": "forest"}),
+    }
+)
+
+
+def expected_active(space: SearchSpace, params: Mapping[str, Any]) -> set[str]:
+    """The names whose conditions hold for params, worked out from the conditions directly."""
+    active: set[str] = set()
+    for name in space.names:  # parents come before children
+        cond = space.conditions.get(name)
+        if cond is None or (cond.parent in active and params[cond.parent] in cond.values):
+            active.add(name)
+    return active
+
+
+def check_conditional_point(space: SearchSpace, params: Mapping[str, Any]) -> None:
+    """Active keys exactly those whose conditions hold, every value inside its domain."""
+    assert set(params) == expected_active(space, params), params
+    for name, value in params.items():
+        assert space[name].contains(value), (name, value)
+    space.validate(params)
 
 
 def objective(params: Mapping[str, Any]) -> float:
@@ -103,6 +160,22 @@ class TunerContract:
                     assert type(params[name]) is int, (name, params[name])
                 elif isinstance(domain, Float):
                     assert type(params[name]) is float, (name, params[name])
+
+    @pytest.mark.parametrize(
+        "space", [CONDITIONAL_SPACE, CONDITIONAL_DISCRETE_SPACE], ids=["mixed", "discrete"]
+    )
+    def test_conditional_suggestions_are_valid(
+        self, tuner_factory: TunerFactory, space: SearchSpace
+    ) -> None:
+        tuner = self.build(tuner_factory, space, seed=3)
+        seen = run(tuner, 30 if space is CONDITIONAL_SPACE else 10)
+        for params in seen:
+            check_conditional_point(space, params)
+        assert len({p[space.names[0]] for p in seen}) > 1  # more than one branch is tried
+        in_flight = [tuner.suggest() for _ in range(3)]
+        for params in in_flight:
+            if params is not None:  # the discrete space's grid is exhausted after 10
+                check_conditional_point(space, params)
 
     def test_name_is_a_non_empty_string(self, tuner_factory: TunerFactory) -> None:
         tuner = self.build(tuner_factory, DISCRETE_SPACE, seed=0)
