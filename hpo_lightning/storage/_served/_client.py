@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 
 from hpo_lightning._trial import FailureKind, Mode, TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._base import Claim, Storage, SweepRecord, TrialRecord, worker_id
+from hpo_lightning.storage._base import (
+    CheckpointRecord,
+    Claim,
+    Storage,
+    SweepRecord,
+    TrialRecord,
+    worker_id,
+)
 from hpo_lightning.storage._served import _wire
 from hpo_lightning.storage._served._wire import ClaimLostError
 
@@ -162,8 +169,18 @@ class RemoteStorage(Storage):
             }
             return _wire.trial_from(self._call("claim_add", args))
 
+        def reopen(trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
+            args = {
+                "lease": lease,
+                "seq": next(seq),
+                "trial": _wire.trial_to(trial),
+                "attrs": dict(attrs),
+            }
+            got = self._call("claim_reopen", args)
+            return None if got is None else _wire.trial_from(got)
+
         try:
-            yield Claim([_wire.trial_from(t) for t in opened["trials"]], add)
+            yield Claim([_wire.trial_from(t) for t in opened["trials"]], add, reopen)
         except BaseException:
             # if the abort is not heard, the server rolls the claim back when its lease ends
             with suppress(StorageError):
@@ -246,6 +263,28 @@ class RemoteStorage(Storage):
             "max_losses": max_losses,
         }
         return [_wire.trial_from(d) for d in self._call("fail_stale_trials", args)]
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def add_checkpoint(self, trial_id: int, epoch: int, path: str, value: float | None) -> None:
+        v = None if value is None or value != value else float(value)  # NaN: no value
+        args = {"trial_id": trial_id, "epoch": int(epoch), "path": str(path), "value": v}
+        self._call("add_checkpoint", args)
+
+    def delete_checkpoints(self, trial_id: int, epochs: Sequence[int]) -> None:
+        self._call("delete_checkpoints", {"trial_id": trial_id, "epochs": [int(e) for e in epochs]})
+
+    def get_checkpoints(self, sweep_id: int) -> dict[int, list[CheckpointRecord]]:
+        got = self._call("get_checkpoints", {"sweep_id": sweep_id})
+        return {
+            int(n): [CheckpointRecord(int(t), int(e), str(p), v) for t, e, p, v in recs]
+            for n, recs in got.items()
+        }
+
+    def discard_epochs(self, trial_id: int, after: int) -> None:
+        self._call("discard_epochs", {"trial_id": trial_id, "after": int(after)})
+
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        self._call("set_trial_attrs", {"trial_id": trial_id, "attrs": dict(attrs)})
 
     def close(self) -> None:
         """Nothing to release by default (the HTTP store closes its connection)."""

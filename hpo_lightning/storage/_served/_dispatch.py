@@ -88,17 +88,20 @@ class _Session:
                 reply.put({"result": None})
                 raise _Abort()
             try:
-                rec = claim.add_trial(
-                    arg["params"],
-                    tuner=arg.get("tuner"),
-                    state=TrialState(arg.get("state", "running")),
-                    attrs=arg.get("attrs"),
-                )
+                if kind == "reopen":  # a requeued trial resumed from its checkpoint
+                    got = claim.reopen_trial(_wire.trial_from(arg["trial"]), attrs=arg["attrs"])
+                else:
+                    got = claim.add_trial(
+                        arg["params"],
+                        tuner=arg.get("tuner"),
+                        state=TrialState(arg.get("state", "running")),
+                        attrs=arg.get("attrs"),
+                    )
             except BaseException as exc:
                 self.outcome = "failed"
                 reply.put(_wire.error_reply(exc))
                 raise
-            answer = {"result": _wire.trial_to(rec)}
+            answer = {"result": None if got is None else _wire.trial_to(got)}
             self.adds[int(arg["seq"])] = answer
             reply.put(answer)
 
@@ -178,7 +181,7 @@ class Dispatcher:
             session = self._sessions.get(lease)
         if session is None:
             raise ClaimLostError(_lost(lease, "is unknown here (the store server restarted?)"))
-        if kind == "add" and int(args["seq"]) in session.adds:
+        if kind in ("add", "reopen") and int(args["seq"]) in session.adds:
             return session.adds[int(args["seq"])]
         answer = session.send(kind, args)
         if answer is not None:
@@ -228,6 +231,7 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
     "delete_sweep": _result(lambda s, a: s.store.delete_sweep(int(a["sweep_id"]))),
     "claim_begin": lambda s, a: s.claim_begin(a),
     "claim_add": lambda s, a: s.claim_step(a, "add"),
+    "claim_reopen": lambda s, a: s.claim_step(a, "reopen"),
     "claim_commit": lambda s, a: s.claim_step(a, "commit"),
     "claim_abort": lambda s, a: s.claim_step(a, "abort"),
     "log_metrics": _result(
@@ -256,4 +260,25 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
     "get_metrics": _result(lambda s, a: s.store.get_metrics(int(a["trial_id"]))),
     "get_curves": _result(lambda s, a: s.store.get_curves(int(a["sweep_id"]), str(a["metric"]))),
     "fail_stale_trials": _result(_fail_stale),
+    # checkpoints (docs/checkpoints.md): records of paths, epochs and values
+    "add_checkpoint": _result(
+        lambda s, a: s.store.add_checkpoint(
+            int(a["trial_id"]), int(a["epoch"]), str(a["path"]), a.get("value")
+        )
+    ),
+    "delete_checkpoints": _result(
+        lambda s, a: s.store.delete_checkpoints(int(a["trial_id"]), [int(e) for e in a["epochs"]])
+    ),
+    "get_checkpoints": _result(
+        lambda s, a: {
+            str(n): [[r.trial_id, r.epoch, r.path, r.value] for r in recs]
+            for n, recs in s.store.get_checkpoints(int(a["sweep_id"])).items()
+        }
+    ),
+    "discard_epochs": _result(
+        lambda s, a: s.store.discard_epochs(int(a["trial_id"]), int(a["after"]))
+    ),
+    "set_trial_attrs": _result(
+        lambda s, a: s.store.set_trial_attrs(int(a["trial_id"]), dict(a["attrs"]))
+    ),
 }
