@@ -23,7 +23,7 @@ import pytest
 import hpo_lightning as hl
 from hpo_lightning import TrialState
 from hpo_lightning._trial import FailureKind
-from hpo_lightning.exceptions import CheckpointNotFoundError, ConfigError
+from hpo_lightning.exceptions import CheckpointNotFoundError, ConfigError, StorageError
 from hpo_lightning.storage import TrialRecord, open_storage
 
 TESTS = Path(__file__).parent
@@ -61,7 +61,11 @@ def _wait_for_checkpoint(db: Path, epoch: int, proc: subprocess.Popen[str]) -> i
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         if db.exists():
-            store = open_storage(db, create=False)
+            try:
+                store = open_storage(db, create=False)
+            except StorageError:  # the sweep is creating its schema right now
+                time.sleep(0.05)
+                continue
             try:
                 sweeps = store.list_sweeps()
                 ckpts = store.get_checkpoints(sweeps[0].id) if sweeps else {}
