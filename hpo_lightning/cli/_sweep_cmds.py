@@ -86,8 +86,9 @@ def register(sub: Any) -> None:
 
 STOP_CONTRACT = """\
 stopping: the first Ctrl-C or SIGTERM starts no new trial and stops running fits at their next
-epoch; a second one stops them at once. Stopped trials are stored 'interrupted' and rerun first
-when the same command runs again (never counted as failures). Exit codes: 0 done, 1
+epoch; a second one stops them at once. Stopped trials are stored 'interrupted' and run first
+when the same command runs again (from their last checkpoint with `checkpoints:`), never
+counted as failures. Exit codes: 0 done, 1
 max_failures reached, 2 bad input, 130 Ctrl-C, 143 SIGTERM. Workers never outlive the sweep.
 """
 
