@@ -36,17 +36,25 @@ def sometimes_nan(params: dict[str, Any], callback: Any) -> float:
     return math.nan if params["x"] > 0.5 else params["x"]
 
 
+def _wine() -> Any:
+    """scikit-learn's bundled wine data, standardised, as a TensorDataset."""
+    import torch
+    from sklearn.datasets import load_wine
+    from torch.utils.data import TensorDataset
+
+    x, y = load_wine(return_X_y=True)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    return TensorDataset(x, torch.tensor(y))
+
+
 def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) -> None:
     """A tiny real Lightning fit on scikit-learn's wine data."""
     import pytorch_lightning as pl
     import torch
-    from sklearn.datasets import load_wine
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
-    x, y = load_wine(return_X_y=True)
-    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
-    ds = TensorDataset(x, torch.tensor(y))
+    ds = _wine()
 
     class Net(pl.LightningModule):
         def __init__(self) -> None:
@@ -139,13 +147,10 @@ def lightning_epochs(
     leaves a marker with the params it built its model from and the epochs it trained."""
     import pytorch_lightning as pl
     import torch
-    from sklearn.datasets import load_wine
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
-    x, y = load_wine(return_X_y=True)
-    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
-    ds = TensorDataset(x, torch.tensor(y))
+    ds = _wine()
 
     class Net(pl.LightningModule):
         def __init__(self) -> None:
@@ -213,15 +218,12 @@ def lightning_resumable(
     a ``start`` marker with the epoch and global step its training starts from."""
     import pytorch_lightning as pl
     import torch
-    from sklearn.datasets import load_wine
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    x, y = load_wine(return_X_y=True)
-    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
-    ds = TensorDataset(x, torch.tensor(y))
+    ds = _wine()
 
     class Net(pl.LightningModule):
         def __init__(self) -> None:
