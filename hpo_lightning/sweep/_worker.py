@@ -251,9 +251,7 @@ class Worker(CheckpointingWorker):
 
     def finish_handle(self, handle: TrialHandle, returned: Any) -> None:
         """Record what the objective returned, unless the callback recorded the trial."""
-        if handle.finished:
-            return
-        if self.stop_token.requested and getattr(handle.callback, "interrupted", False):
+        if handle.finished:  # the callback recorded it (interrupted trials included)
             return
         if (isinstance(returned, (int, float)) and not isinstance(returned, bool)) or (
             returned is not None and hasattr(returned, "item")
