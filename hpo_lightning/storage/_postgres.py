@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 from hpo_lightning._secrets import redact
 from hpo_lightning.exceptions import InvalidStorageError, StorageError, missing_extra
 from hpo_lightning.storage._base import Claim, TrialRecord, dumps
-from hpo_lightning.storage._sql import SCHEMA_VERSION, SQLStorage, migrate, schema_sql
+from hpo_lightning.storage._schema import SCHEMA_VERSION, migrate, schema_sql
+from hpo_lightning.storage._sql import SQLStorage
 
 try:
     import psycopg

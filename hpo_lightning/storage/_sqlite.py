@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._sql import SCHEMA_VERSION, TABLES, SQLStorage, migrate, schema_sql
+from hpo_lightning.storage._schema import SCHEMA_VERSION, TABLES, migrate, schema_sql
+from hpo_lightning.storage._sql import SQLStorage
 
 _BUSY_TIMEOUT_S = 120.0
 _HEADER = b"SQLite format 3\x00"
