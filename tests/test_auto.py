@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
-from hpo_lightning.tuners import AutoTuner, choose_tuner, make_tuner
+from hpo_lightning.tuners import AutoTuner, GPTuner, choose_tuner, make_tuner
 
 CONTINUOUS = SearchSpace({"lr": Float(1e-5, 1e-1, log=True), "x": Float(0, 1), "n": Int(1, 8)})
 MOSTLY_CATEGORICAL = SearchSpace(
@@ -30,10 +30,11 @@ WIDE = SearchSpace({f"x{i}": Float(0, 1) for i in range(25)})
         (ONE_CATEGORICAL, 60, "gp"),
         (MOSTLY_CATEGORICAL, 60, "tpe"),
         (WIDE, 60, "tpe"),
-        (CONTINUOUS, 1000, "cmaes"),
+        (CONTINUOUS, 1000, "gp"),  # the GP's local phase keeps its cost flat (issue 17)
         (ONE_CATEGORICAL, 1000, "tpe"),
         (CONTINUOUS, None, "tpe"),
-        (SearchSpace({"x": Float(0, 1)}), 1000, "tpe"),
+        (SearchSpace({"x": Float(0, 1)}), 1000, "gp"),
+        (WIDE, 1000, "cmaes"),
     ],
 )
 def test_choice_by_space_and_budget(space: SearchSpace, max_trials: int | None, expected: str):
@@ -47,7 +48,7 @@ def test_without_cmaes_large_continuous_budgets_fall_back_to_tpe(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "cmaes", None)
-    assert choose_tuner(CONTINUOUS, 1000)[0] == "tpe"
+    assert choose_tuner(WIDE, 1000)[0] == "tpe"
 
 
 def test_the_choice_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
@@ -85,3 +86,36 @@ def test_same_seed_same_choice_same_sequence() -> None:
         return out
 
     assert run(3) == run(3) != run(4)
+
+
+@pytest.mark.parametrize(
+    ("space", "max_trials", "words"),
+    [
+        (CONTINUOUS, 60, "a small budget (60 trials)"),
+        (CONTINUOUS, 1000, "past 100 completed trials the GP models and searches a trust region"),
+        (ONE_CATEGORICAL, 1000, "a large budget (1000 trials) on a mixed space"),
+        (WIDE, 60, "25 parameters (> 20) are too many for the GP"),
+        (WIDE, 1000, "a large budget (1000 trials) on a space without categoricals"),
+        (CONTINUOUS, None, "an unknown budget"),
+    ],
+)
+def test_the_reason_names_what_decided(space: SearchSpace, max_trials: int | None, words: str):
+    assert words in choose_tuner(space, max_trials)[1]
+
+
+def test_pruned_trials_do_not_move_the_gp_to_its_local_phase(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a 1000-trial sweep with an aggressive scheduler: 150 pruned and 20 completed trials
+    tuner = AutoTuner(CONTINUOUS, seed=0, budget=1000)
+    assert tuner.chosen == "gp"
+    gp = tuner.tuner
+    assert isinstance(gp, GPTuner)
+    for i in range(170):
+        state = TrialState.COMPLETE if i % 17 == 0 or i < 10 else TrialState.PRUNED
+        tuner.report_result({"lr": 1e-3, "x": i / 170, "n": 1 + i % 8}, float(i), state=state)
+    assert not gp.local_phase  # 20 completed < local_from(3) = 100
+    for i in range(90):
+        tuner.report_result({"lr": 1e-4, "x": i / 90, "n": 2}, 1.0 + i)
+    with caplog.at_level(logging.INFO, logger="hpo_lightning"):
+        assert gp.local_phase and "local phase from trial 261" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,7 +14,8 @@ from scipy.optimize import approx_fprime
 from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.tuners import GPTuner, HyperparameterTuner, make_tuner
-from hpo_lightning.tuners._gp import warp_losses
+from hpo_lightning.tuners._gp import anchor_count, warp_losses
+from hpo_lightning.tuners._gp_local import local_from, local_subset, trust_length
 from hpo_lightning.tuners._gp_model import (
     GaussianProcess,
     _per_dim_sq,
@@ -191,3 +193,60 @@ def test_warp_keeps_the_order_and_compresses_outliers() -> None:
     w = warp_losses(y)
     assert np.all(np.diff(w) > 0)
     assert (w[4] - w[3]) < 100 * (w[3] - w[2])  # linearly it would be 1e6 times
+
+
+# --- cost that grows slowly, and the local phase (issue 17) ----------------------------------
+def test_anchor_counts_never_decrease_and_thin_out_with_the_history() -> None:
+    counts = [anchor_count(n) for n in range(1, 400)]
+    assert all(a <= b for a, b in itertools.pairwise(counts))
+    assert anchor_count(47) == 45 and anchor_count(99) == 95 and anchor_count(199) == 190
+    assert anchor_count(239) == 220 and len(set(counts[199:])) == 10  # every 20 from 200
+
+
+def test_trust_length_follows_successes_and_failures() -> None:
+    dim = 2  # 4 failures in a row halve the length, 3 successes in a row double it
+    start = np.array([5.0])
+    assert trust_length(start, 1, dim) == 0.8
+    assert trust_length(np.concatenate([start, [6.0] * 4]), 1, dim) == 0.4
+    assert trust_length(np.concatenate([start, [4.0, 3.0, 2.0]]), 1, dim) == 1.6
+    assert trust_length(np.concatenate([start, [4.0, 3.0, 2.0, 1.0, 0.5, 0.2]]), 1, dim) == 1.6
+    # halved 7 times it falls below 2^-7 and starts again at 0.8
+    assert trust_length(np.concatenate([start, [6.0] * 24]), 1, dim) == 0.8 * 0.5**6
+    assert trust_length(np.concatenate([start, [6.0] * 28]), 1, dim) == 0.8
+
+
+def _in_local_phase(seed: int) -> GPTuner:
+    """A 2-D GP tuner told of local_from(2) random trials of a bowl centred at (0.3, 0.6)."""
+    rng = np.random.default_rng(seed)
+    tuner = GPTuner(SearchSpace({"a": Float(0, 1), "b": Float(0, 1)}), seed=seed)
+    for a, b in rng.random((local_from(2), 2)):
+        tuner.report_result({"a": a, "b": b}, (a - 0.3) ** 2 + (b - 0.6) ** 2)
+    return tuner
+
+
+def test_local_phase_searches_near_the_incumbent_and_rebuilds_identically() -> None:
+    tuner = _in_local_phase(0)
+    assert tuner.best is not None
+    inc = np.array([tuner.best.params["a"], tuner.best.params["b"]])
+    first = tuner.suggest()
+    assert first is not None
+    # the trust region starts at side 0.8 x (l_j / geomean l) around the incumbent
+    assert np.abs(np.array([first["a"], first["b"]]) - inc).max() < 0.8
+    rebuilt = _in_local_phase(0)
+    assert rebuilt.suggest() == first
+
+
+def test_local_phase_spreads_pending_points() -> None:
+    tuner = _in_local_phase(1)
+    pts = np.array([[p["a"], p["b"]] for p in (tuner.suggest() for _ in range(4)) if p])
+    assert len(pts) == 4
+    gaps = np.abs(pts[:, None, :] - pts[None, :, :]).max(axis=2) + np.eye(4)
+    assert gaps.min() > 1e-4
+
+
+def test_local_subset_is_the_nearest_points_to_the_best() -> None:
+    X = np.array([[0.0, 0.0], [0.9, 0.9], [0.1, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    loss = np.array([1.0, 5.0, 0.5, 2.0, 3.0])
+    assert local_subset(X, loss, np.array([False, False]), 3).tolist() == [0, 2, 3]
+    # a categorical coordinate that differs counts as distance 1
+    assert local_subset(X, loss, np.array([False, True]), 2).tolist() == [0, 2]

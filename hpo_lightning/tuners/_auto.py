@@ -3,14 +3,26 @@
 The rule (:func:`choose_tuner`), from the benchmark in ``benchmarks/bench_tuners.py`` and the
 cost of each method:
 
-* **GP** when the budget is known and small (``max_trials <= 200``), the space has at most 20
-  parameters and at most half of them are categorical: a Gaussian process is the most
-  sample-efficient model there, and its cubic cost does not matter at a few hundred trials.
-* **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
-  ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
+* **GP** when the budget is known, the space has at most 20 parameters and at most half of
+  them are categorical, at small budgets (``max_trials <= 200``); at larger budgets too when the
+  space has no categoricals and is not conditional. Past ``local_from(dim)`` completed trials
+  (100 up to 10 parameters, 10 per parameter above) the GP fits the observations nearest to the
+  best point and searches a trust region around it (``_gp_local``), so its cost per suggestion
+  stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems, issue 17) that beat
+  CMA-ES at 500 trials except on the rotated ill-conditioned ellipsoid (benchmarks/README.md,
+  section 12), which replaced the earlier rule "CMA-ES above 200 trials".
+* **CMA-ES** for larger known budgets on spaces of more than 20 parameters without
+  categoricals, when the ``cmaes`` package is installed: the evolution strategy keeps
   improving where model-based search stalls, at constant cost per suggestion.
-* **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
-  suggestion is constant in the number of trials and it handles any mix of domains.
+* **TPE** otherwise: unknown budgets, many categoricals, many parameters, large budgets on
+  mixed or conditional spaces. Its cost per suggestion is constant in the number of trials and
+  it handles any mix of domains.
+* **What counts as a trial:** the budget is the sweep's ``n_trials``, which counts pruned
+  trials. It only decides between GP and TPE on mixed and conditional spaces; for continuous
+  spaces the GP is kept at every budget and its switch to the local phase counts *completed*
+  trials only (a pruned trial's partial value says little about where the optimum is), so an
+  aggressive scheduler no longer moves ``auto`` off the GP (issue 17). The local phase also
+  starts once ``3 * local_from(dim)`` trials of any kind are known, to bound the cost.
 * **Conditional spaces** (choices with sub-spaces, ``when``) follow the same rule, except that
   CMA-ES is never chosen for them (it ignores the tree and only drifts on inactive
   coordinates): GP at small budgets (inactive coordinates imputed; it had the best mean rank
@@ -42,6 +54,7 @@ from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._gp_local import local_from
 from hpo_lightning.tuners._tpe import TPETuner
 
 logger = logging.getLogger("hpo_lightning")
@@ -59,23 +72,32 @@ _BUILDERS: dict[str, type[HyperparameterTuner]] = {
 def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
     """The tuner name ``auto`` uses for this space and budget, and the reason in words."""
     n_cat = sum(1 for d in space.values() if d.is_categorical)
-    if max_trials is not None and max_trials <= GP_MAX_TRIALS:
-        if space.dim > GP_MAX_DIM:
-            return "tpe", f"{space.dim} parameters (> {GP_MAX_DIM}) are too many for the GP"
-        if 2 * n_cat > space.dim:
-            return "tpe", f"{n_cat} of {space.dim} parameters are categorical"
-        return "gp", f"a small budget ({max_trials} <= {GP_MAX_TRIALS} trials)"
-    budget = "an unknown budget" if max_trials is None else f"a large budget ({max_trials} trials)"
-    if space.is_conditional:
-        return "tpe", f"{budget} on a conditional space"
+    if max_trials is None:
+        return "tpe", "an unknown budget"
+    small = max_trials <= GP_MAX_TRIALS
+    budget = f"a {'small' if small else 'large'} budget ({max_trials} trials)"
+    if space.dim > GP_MAX_DIM:
+        why = f"{space.dim} parameters (> {GP_MAX_DIM}) are too many for the GP"
+    elif 2 * n_cat > space.dim:
+        why = f"{n_cat} of {space.dim} parameters are categorical"
+    elif small:
+        return "gp", f"{budget}: the GP is the most sample-efficient model there"
+    elif n_cat == 0 and not space.is_conditional:
+        return "gp", (
+            f"{budget} on a space without categoricals: past {local_from(space.dim)} "
+            "completed trials the GP models and searches a trust region around the best point"
+        )
+    else:
+        why = f"{budget} on a {'conditional' if space.is_conditional else 'mixed'} space"
     if (
-        max_trials is not None
+        not small
         and n_cat == 0
         and space.dim >= 2
+        and not space.is_conditional
         and importlib.util.find_spec("cmaes") is not None
     ):
-        return "cmaes", f"{budget} on a space without categoricals"
-    return "tpe", budget
+        return "cmaes", f"{why}; {budget} on a space without categoricals"
+    return "tpe", why
 
 
 class AutoTuner(HyperparameterTuner):
