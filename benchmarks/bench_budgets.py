@@ -3,9 +3,11 @@
 Problems outside the project's tuning set: the BBOB-like functions of ``_functions_bbob.py``
 (rotated ellipsoid, rotated Rastrigin, bi-Rastrigin, Gallagher's peaks, Katsuura, rotated
 Rosenbrock) in 2-20 dimensions. One run of ``max(budgets)`` trials per (problem, seed, method);
-the best value after the first ``b`` trials is the result for budget ``b`` (``auto`` behaves the
-same up to trial b whatever the budget: see ``tuners/_auto.py``). Budgets above
-``--long-from`` (default 500) run only on ``--long-problems``.
+the best value after the first ``b`` trials is the result for budget ``b``. ``auto`` is built
+with ``budget`` = the run's length, as a sweep with that ``n_trials`` builds it (so on the long
+problems it is CMA-ES from the first trial: see ``tuners/_auto.py``; run ``--methods gp,...``
+to see the GP there). Budgets of ``--long-from`` (default 500) and more run only on
+``--long-problems``.
 
 ``--in-flight K`` keeps K trials pending: K suggestions first, then each report (of the oldest
 pending trial) is followed by one new suggestion -- as K asynchronous workers that take equally

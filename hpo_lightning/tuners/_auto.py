@@ -3,26 +3,25 @@
 The rule (:func:`choose_tuner`), from the benchmark in ``benchmarks/bench_tuners.py`` and the
 cost of each method:
 
-* **GP** when the budget is known, the space has at most 20 parameters and at most half of
-  them are categorical, at small budgets (``max_trials <= 200``); at larger budgets too when the
-  space has no categoricals and is not conditional. Past ``local_from(dim)`` completed trials
-  (100 up to 10 parameters, 10 per parameter above) the GP fits the observations nearest to the
-  best point and searches a trust region around it (``_gp_local``), so its cost per suggestion
-  stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems, issue 17) that beat
-  CMA-ES at 500 trials except on the rotated ill-conditioned ellipsoid (benchmarks/README.md,
-  section 12), which replaced the earlier rule "CMA-ES above 200 trials".
-* **CMA-ES** for larger known budgets on spaces of more than 20 parameters without
-  categoricals, when the ``cmaes`` package is installed: the evolution strategy keeps
-  improving where model-based search stalls, at constant cost per suggestion.
-* **TPE** otherwise: unknown budgets, many categoricals, many parameters, large budgets on
-  mixed or conditional spaces. Its cost per suggestion is constant in the number of trials and
-  it handles any mix of domains.
+* **GP** when the budget is known and small (``max_trials <= 200``), the space has at most 20
+  parameters and at most half of them are categorical: a Gaussian process is the most
+  sample-efficient model there. Past ``local_from(dim)`` completed trials (100 up to 10
+  parameters) it fits the observations nearest to the best point and searches a trust region
+  around it (``_gp_local``), so its cost per suggestion stops growing; on
+  ``benchmarks/bench_budgets.py`` (BBOB-like problems, issue 17) that made it the best method
+  at 200 trials (benchmarks/README.md, section 12).
+* **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
+  ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
+  improving where model-based search stalls, at constant cost per suggestion. At 500 trials on
+  the same benchmark CMA-ES still ranked ahead of the GP with its local phase (2.05 vs 2.50,
+  above all on the rotated ellipsoid), so the threshold stays at 200.
+* **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
+  suggestion is constant in the number of trials and it handles any mix of domains.
 * **What counts as a trial:** the budget is the sweep's ``n_trials``, which counts pruned
-  trials. It only decides between GP and TPE on mixed and conditional spaces; for continuous
-  spaces the GP is kept at every budget and its switch to the local phase counts *completed*
-  trials only (a pruned trial's partial value says little about where the optimum is), so an
-  aggressive scheduler no longer moves ``auto`` off the GP (issue 17). The local phase also
-  starts once ``3 * local_from(dim)`` trials of any kind are known, to bound the cost.
+  trials, since every trial costs a tuner decision and a place in the GP's history. Inside the
+  GP, though, only *completed* trials move it to its local phase (a pruned trial's partial
+  value says little about where the optimum is); with many pruned trials it switches once
+  ``3 * local_from(dim)`` trials of any kind are known, to bound its cost.
 * **Conditional spaces** (choices with sub-spaces, ``when``) follow the same rule, except that
   CMA-ES is never chosen for them (it ignores the tree and only drifts on inactive
   coordinates): GP at small budgets (inactive coordinates imputed; it had the best mean rank
@@ -81,14 +80,13 @@ def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
     elif 2 * n_cat > space.dim:
         why = f"{n_cat} of {space.dim} parameters are categorical"
     elif small:
-        return "gp", f"{budget}: the GP is the most sample-efficient model there"
-    elif n_cat == 0 and not space.is_conditional:
         return "gp", (
-            f"{budget} on a space without categoricals: past {local_from(space.dim)} "
-            "completed trials the GP models and searches a trust region around the best point"
+            f"{budget}: the GP is the most sample-efficient model there (past "
+            f"{local_from(space.dim)} completed trials it searches a trust region around the "
+            "best point)"
         )
     else:
-        why = f"{budget} on a {'conditional' if space.is_conditional else 'mixed'} space"
+        why = budget + (" on a conditional space" if space.is_conditional else "")
     if (
         not small
         and n_cat == 0
@@ -96,7 +94,7 @@ def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
         and not space.is_conditional
         and importlib.util.find_spec("cmaes") is not None
     ):
-        return "cmaes", f"{why}; {budget} on a space without categoricals"
+        return "cmaes", f"{budget} on a space without categoricals"
     return "tpe", why
 
 
