@@ -254,7 +254,7 @@ class _HPOCallbackImpl(CheckpointHooks):
         self.values.append(value)
         if restored and self.stopper is not None:
             self.stopper.restore(self.trial, epoch, value)
-        if math.isfinite(value) and is_better(value, self.best, self.mode):
+        if is_better(value, self.best, self.mode):
             self.best = value
 
     def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
