@@ -17,7 +17,15 @@ Example::
 """
 
 from hpo_lightning.testing._launcher_contract import LauncherContract
+from hpo_lightning.testing._scheduler_contract import SchedulerContract
 from hpo_lightning.testing._storage_contract import StorageContract
+from hpo_lightning.testing._tracker_contract import TrackerContract
 from hpo_lightning.testing._tuner_contract import TunerContract
 
-__all__ = ["LauncherContract", "StorageContract", "TunerContract"]
+__all__ = [
+    "LauncherContract",
+    "SchedulerContract",
+    "StorageContract",
+    "TrackerContract",
+    "TunerContract",
+]
