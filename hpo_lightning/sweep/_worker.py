@@ -5,9 +5,10 @@ run :meth:`Worker.run`. The worker owns the tuner, the scheduler, the event bus,
 tracker and the MLflow observer of its process; :class:`~hpo_lightning.sweep.Sweep` only
 defines the sweep and starts workers (itself, or through a launcher).
 
-Every decision is taken inside a claim transaction on the store: the worker reads the sweep's
-trials, marks trials of dead workers as lost, rebuilds the tuner's view (finished trials are
-reported once, RUNNING ones are pending), and inserts the next trial. So n_trials holds across
+Before each claim the worker marks trials of dead workers LOST (a transaction of its own, see
+:meth:`Worker.reap`). Every decision is then taken inside a claim transaction on the store: the
+worker reads the sweep's trials, rebuilds the tuner's view (finished trials are reported once,
+RUNNING ones are pending), and inserts the next trial. So n_trials holds across
 processes and machines, grid points never repeat, and a killed sweep resumes where it was.
 """
 
