@@ -1,6 +1,6 @@
 """The launcher interface: *where* a sweep's workers run (the role beside tuner and scheduler).
 
-Contract for every :class:`Launcher` (checked by ``tests/contract/launcher_contract.py``):
+Contract for every :class:`Launcher` (checked by ``hpo_lightning.testing.LauncherContract``):
 
 * ``validate`` refuses, with a one-line :class:`~hpo_lightning.exceptions.UserInputError`, what
   cannot run (resources no machine has, an engine that is not installed or not reachable) before
