@@ -22,7 +22,7 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._trial import FailureKind, Trial, TrialState
 from hpo_lightning.events import EventBus
@@ -40,6 +40,9 @@ from hpo_lightning.sweep._stop import StopToken, reinstall
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
+
+if TYPE_CHECKING:
+    from hpo_lightning.tracking import MLflowTracker
 
 log = logging.getLogger("hpo_lightning")
 
@@ -89,7 +92,7 @@ class Worker(CheckpointingWorker):
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
-        self.mlflow_tracker: Any = None
+        self.mlflow_tracker: MLflowTracker | None = None
         self.scheduler: Any = None
         self._stopper: EarlyStopper | None = None
         self._started = time.monotonic()
