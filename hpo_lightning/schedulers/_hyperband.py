@@ -87,6 +87,7 @@ class HyperbandScheduler(Scheduler):
         ]
         self.bracket_weights = tuple(w / sum(n) for w in n)
         self._cumulative = tuple(itertools.accumulate(self.bracket_weights))
+        self._memo: dict[int, int] = {}
 
     def options(self) -> dict[str, Any]:
         return {
@@ -103,8 +104,12 @@ class HyperbandScheduler(Scheduler):
         A uniform number from a hash of ``(seed, trial)`` (SplitMix64, Steele et al. 2014)
         picks the bracket by its weight: a pure function, and a few integer operations.
         """
-        u = _splitmix64(_splitmix64(self.seed) ^ int(trial)) / 2.0**64
-        return min(bisect.bisect_right(self._cumulative, u), len(self.brackets) - 1)
+        b = self._memo.get(trial)
+        if b is None:  # a memo of a pure function: the answer never changes
+            u = _splitmix64(_splitmix64(self.seed) ^ int(trial)) / 2.0**64
+            b = min(bisect.bisect_right(self._cumulative, u), len(self.brackets) - 1)
+            self._memo[trial] = b
+        return b
 
     def decide(
         self, curve: LearningCurve, others: Sequence[LearningCurve], *, mode: Mode
