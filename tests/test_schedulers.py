@@ -287,8 +287,10 @@ def test_the_core_imports_no_framework():
 def test_asha_default_first_rung_is_a_grace_period(max_epochs, eta, rungs):
     s = ASHAScheduler(reduction_factor=eta, max_epochs=max_epochs)
     assert s.rungs == rungs
-    assert s.min_peers == eta  # the default first rung comes with a peer minimum
-    assert ASHAScheduler(min_epochs=1, max_epochs=max_epochs).min_peers == 0  # textbook
+    assert s.min_peers == eta  # the default first rung comes with a peer minimum ...
+    assert s.noise_margin == 5.0  # ... and a noise margin
+    textbook = ASHAScheduler(min_epochs=1, max_epochs=max_epochs)
+    assert (textbook.min_peers, textbook.noise_margin) == (0, 0.0)
 
 
 def test_asha_default_stops_no_one_before_eta_peers_reported_at_the_rung():
@@ -299,6 +301,26 @@ def test_asha_default_stops_no_one_before_eta_peers_reported_at_the_rung():
     assert s.decide(LearningCurve.of(9, worse), better, mode="min") is Decision.STOP
     # the first epochs, however bad, are never judged
     assert stop_epoch(s, [9.0, 9.0, 9.0], [[0.1] * 30] * 10) is None
+
+
+def test_asha_noise_margin_keeps_a_trial_behind_by_less_than_the_jitter():
+    # rung after 4 epochs; the peers' curves move by 0.02 an epoch (the jitter at the rung)
+    peers = [
+        LearningCurve.of(i, [v + 0.02] * 3 + [v])
+        for i, v in enumerate([0.10, 0.20, 0.30, 0.40, 0.50])
+    ]
+    s = ASHAScheduler(max_epochs=30)  # keeps 2 of 6: the cutoff is 0.20
+    assert s.decide(LearningCurve.of(9, [0.5] * 3 + [0.29]), peers, mode="min") is Decision.CONTINUE
+    assert s.decide(LearningCurve.of(9, [0.5] * 3 + [0.31]), peers, mode="min") is Decision.STOP
+    strict = ASHAScheduler(max_epochs=30, noise_margin=0)
+    assert strict.decide(LearningCurve.of(9, [0.5] * 3 + [0.21]), peers, mode="min") is (
+        Decision.STOP
+    )
+    flipped = [LearningCurve(c.trial, tuple((e, -v) for e, v in c.points)) for c in peers]
+    curve = LearningCurve.of(9, [-0.5] * 3 + [-0.29])
+    assert s.decide(curve, flipped, mode="max") is Decision.CONTINUE
+    with pytest.raises(UserInputError, match="noise_margin"):
+        ASHAScheduler(noise_margin=-1)
 
 
 def test_hyperband_default_brackets_start_at_the_grace_period():

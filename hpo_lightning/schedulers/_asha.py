@@ -12,6 +12,7 @@ at a rung are judged against fewer peers, which is the price of never waiting (A
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -46,6 +47,9 @@ def promoted(loss: float, peer_losses: Sequence[float], reduction_factor: int) -
     return better < keep
 
 
+DEFAULT_NOISE_MARGIN = 5.0
+
+
 def default_min_epochs(max_epochs: int, reduction_factor: int) -> int:
     """The default first rung: ``ceil(max_epochs / reduction_factor**2)`` epochs, at least 1.
 
@@ -71,6 +75,38 @@ def check_budget(min_epochs: Any, reduction_factor: Any, max_epochs: Any) -> tup
     return r, eta, big_r
 
 
+def epoch_noise(others: Sequence[LearningCurve], epoch: int) -> float:
+    """The median change ``|value(epoch) - value(epoch - 1)|`` over the trials that reported
+    both (finite values only): how much one epoch moves a curve here, 0.0 if nobody tells."""
+    changes = []
+    for o in others:
+        a, b = o.at(epoch), o.at(epoch - 1)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+            changes.append(abs(a - b))
+    return float(statistics.median(changes)) if changes else 0.0
+
+
+def within_noise(
+    loss: float, peer_losses: Sequence[float], reduction_factor: int, margin: float
+) -> bool:
+    """Is ``loss`` within ``margin`` of the worst value that :func:`promoted` keeps?"""
+    n = len(peer_losses) + 1
+    keep = max(1, n // reduction_factor)
+    cutoff = sorted([*peer_losses, loss])[keep - 1]
+    return loss <= cutoff + margin
+
+
+def check_noise_margin(noise_margin: Any, min_epochs: Any) -> float:
+    """``noise_margin``, or its default: 5.0 with the default first rung, else 0.0."""
+    if noise_margin is None:
+        return DEFAULT_NOISE_MARGIN if min_epochs is None else 0.0
+    if isinstance(noise_margin, bool) or not isinstance(noise_margin, (int, float)):
+        raise UserInputError(f"`noise_margin` must be a number >= 0, but got {noise_margin!r}")
+    if not noise_margin >= 0:
+        raise UserInputError(f"`noise_margin` must be >= 0, but got {noise_margin!r}")
+    return float(noise_margin)
+
+
 def check_min_peers(min_peers: Any, min_epochs: Any, reduction_factor: int) -> int:
     """``min_peers``, or its default: ``reduction_factor`` with the default first rung, else 0
     (a first rung set by hand gets the textbook rule, which has no minimum)."""
@@ -84,10 +120,11 @@ class ASHAScheduler(Scheduler):
 
     Rungs are at ``min_epochs * reduction_factor**k`` epochs, below ``max_epochs``. By default
     the first rung is ``ceil(max_epochs / reduction_factor**2)`` (a grace period), so with
-    ``max_epochs=30`` trials are compared after 4 and 12 epochs, and a trial is only stopped at a
+    ``max_epochs=30`` trials are compared after 4 and 12 epochs, a trial is only stopped at a
     rung where at least ``reduction_factor`` other trials reported (with fewer there is no top
-    ``1/reduction_factor`` to speak of). Between rungs, and after the last one, it always
-    continues (the Trainer's ``max_epochs`` ends it).
+    ``1/reduction_factor`` to speak of), and not when it is behind the last trial kept by less
+    than five typical epoch-to-epoch changes (noise, not evidence). Between rungs, and after
+    the last one, it always continues (the Trainer's ``max_epochs`` ends it).
 
     Args:
         min_epochs: epochs every trial trains (the first rung), >= 1; None (default): the
@@ -98,6 +135,10 @@ class ASHAScheduler(Scheduler):
         min_peers: other trials that must have reported at a rung before it stops anyone;
             None (default): ``reduction_factor`` when ``min_epochs`` is None, else 0 (the
             textbook rule of Li et al. for a hand-set first rung).
+        noise_margin: a trial outside the top ``1/reduction_factor`` still goes on when its
+            value is within ``noise_margin`` epoch-to-epoch changes (:func:`epoch_noise`, the
+            median over the peers at the rung) of the worst value kept; None (default): 5.0
+            when ``min_epochs`` is None, else 0.0 (the textbook rule).
 
     Example:
         >>> from hpo_lightning.schedulers import LearningCurve
@@ -119,11 +160,13 @@ class ASHAScheduler(Scheduler):
         reduction_factor: int = 3,
         max_epochs: int = 100,
         min_peers: int | None = None,
+        noise_margin: float | None = None,
     ) -> None:
         self.min_epochs, self.reduction_factor, self.max_epochs = check_budget(
             min_epochs, reduction_factor, max_epochs
         )
         self.min_peers = check_min_peers(min_peers, min_epochs, self.reduction_factor)
+        self.noise_margin = check_noise_margin(noise_margin, min_epochs)
         self.rungs = rung_epochs(self.min_epochs, self.reduction_factor, self.max_epochs)
 
     def options(self) -> dict[str, Any]:
@@ -132,6 +175,7 @@ class ASHAScheduler(Scheduler):
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
             "min_peers": self.min_peers,
+            "noise_margin": self.noise_margin,
         }
 
     def decide(
@@ -143,5 +187,11 @@ class ASHAScheduler(Scheduler):
         peers = [loss_of(v, mode) for o in others if (v := o.at(epoch)) is not None]
         if len(peers) < self.min_peers:
             return Decision.CONTINUE
-        ok = promoted(loss_of(value, mode), peers, self.reduction_factor)
-        return Decision.CONTINUE if ok else Decision.STOP
+        loss = loss_of(value, mode)
+        if promoted(loss, peers, self.reduction_factor):
+            return Decision.CONTINUE
+        if self.noise_margin > 0:
+            margin = self.noise_margin * epoch_noise(others, epoch)
+            if within_noise(loss, peers, self.reduction_factor, margin):
+                return Decision.CONTINUE  # behind, but by less than a few epochs' jitter
+        return Decision.STOP

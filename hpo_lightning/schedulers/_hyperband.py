@@ -27,6 +27,7 @@ from hpo_lightning.schedulers._asha import (
     ASHAScheduler,
     check_budget,
     check_min_peers,
+    check_noise_margin,
     rung_epochs,
 )
 from hpo_lightning.schedulers._base import Decision, LearningCurve, Scheduler
@@ -40,7 +41,8 @@ class HyperbandScheduler(Scheduler):
     more epochs before judging it; a trial is only compared with trials of its own bracket.
 
     Args:
-        min_epochs, reduction_factor, max_epochs, min_peers: as for :class:`ASHAScheduler`
+        min_epochs, reduction_factor, max_epochs, min_peers, noise_margin: as for
+            :class:`ASHAScheduler`
             (by default the first rung of the first bracket is
             ``ceil(max_epochs / reduction_factor**2)``).
         seed: seeds the bracket assignment (a non-negative integer).
@@ -62,10 +64,12 @@ class HyperbandScheduler(Scheduler):
         reduction_factor: int = 3,
         max_epochs: int = 100,
         min_peers: int | None = None,
+        noise_margin: float | None = None,
         seed: int = 0,
     ) -> None:
         r, eta, big_r = check_budget(min_epochs, reduction_factor, max_epochs)
         self.min_peers = check_min_peers(min_peers, min_epochs, eta)
+        self.noise_margin = check_noise_margin(noise_margin, min_epochs)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise UserInputError(f"`seed` must be a non-negative integer, but got {seed!r}")
         self.min_epochs, self.reduction_factor, self.max_epochs, self.seed = r, eta, big_r, seed
@@ -78,6 +82,7 @@ class HyperbandScheduler(Scheduler):
                 reduction_factor=eta,
                 max_epochs=big_r,
                 min_peers=self.min_peers,
+                noise_margin=self.noise_margin,
             )
             for b in range(s_max + 1)
         )
@@ -95,6 +100,7 @@ class HyperbandScheduler(Scheduler):
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
             "min_peers": self.min_peers,
+            "noise_margin": self.noise_margin,
             "seed": self.seed,
         }
 

@@ -35,8 +35,10 @@ def make_scheduler(name: str, **options: Any) -> Scheduler:
     Unknown names list the known ones; unknown options list the scheduler's options.
 
     Example:
-        >>> make_scheduler("asha", min_epochs=1, reduction_factor=3, max_epochs=20)
-        ASHAScheduler(min_epochs=1, reduction_factor=3, max_epochs=20, min_peers=0)
+        >>> make_scheduler("median", warmup_epochs=2)
+        MedianStoppingScheduler(warmup_epochs=2, min_trials=3)
+        >>> make_scheduler("asha", max_epochs=20).rungs
+        (3, 9)
     """
     cls = lookup("scheduler", name, _REGISTRY)
     check_options("scheduler", name, cls.__init__, options)
