@@ -19,7 +19,8 @@ epochs; a trial cut by the budget's end counts as not finished):
   trials); a finished or stopped trial is reported to the tuner with
   ``report_result(params, reported_value(curve, state), state=..., step=...)`` as the sweep's
   worker does. Schedulers: none, median, asha, hyperband (their defaults, given the epochs),
-  and ``auto``; tuners: random, tpe, auto.
+  and ``auto``; tuners: random, tpe, auto (told to plan for ``budget`` trials without a
+  scheduler and ``3 * budget`` with one, as a user's ``n_trials`` would: both pick the GP).
 * Optuna (``ask``/``tell``, ``trial.report`` and ``should_prune`` each epoch, the usual
   integration loop): TPESampler and RandomSampler with MedianPruner, SuccessiveHalvingPruner,
   HyperbandPruner(max_resource=epochs) and NopPruner, all with their defaults.
