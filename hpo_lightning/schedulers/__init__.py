@@ -1,4 +1,4 @@
-"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT).
+"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT, auto).
 
 ``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values;
 :class:`EarlyStopper` applies it to the epochs a training loop reports (the Lightning callback
@@ -6,12 +6,14 @@ and ``trial.report_epoch`` use it). This package imports only the standard libra
 """
 
 from hpo_lightning.schedulers._asha import ASHAScheduler
+from hpo_lightning.schedulers._auto import AutoScheduler, choose_scheduler
 from hpo_lightning.schedulers._base import (
     Decision,
     Exploit,
     LearningCurve,
     NoScheduler,
     Scheduler,
+    reported_value,
 )
 from hpo_lightning.schedulers._early_stopping import EarlyStopper
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
@@ -21,6 +23,7 @@ from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
 
 __all__ = [
     "ASHAScheduler",
+    "AutoScheduler",
     "Decision",
     "EarlyStopper",
     "Exploit",
@@ -30,6 +33,8 @@ __all__ = [
     "NoScheduler",
     "PBTScheduler",
     "Scheduler",
+    "choose_scheduler",
     "make_scheduler",
+    "reported_value",
     "scheduler_names",
 ]
