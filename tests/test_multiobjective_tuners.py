@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
+from contract.tuner_contract import MultiObjectiveTunerContract
 
 from hpo_lightning import Float, SearchSpace, TrialState
 from hpo_lightning.exceptions import InvalidMetricError, UserInputError
@@ -99,3 +102,30 @@ def test_bad_modes_are_refused() -> None:
 def test_multiobjective_names_include_the_simple_tuners() -> None:
     assert {"grid", "random", "sobol"} <= set(multiobjective_names())
     assert "cmaes" not in multiobjective_names()
+
+
+# --- the contract, with two objectives ------------------------------------------------------
+@pytest.fixture(params=[n for n in multiobjective_names() if n != "grid"])
+def tuner_factory(request: pytest.FixtureRequest) -> Any:
+    return functools.partial(make_tuner, request.param)
+
+
+class TestEveryMultiObjectiveTuner(MultiObjectiveTunerContract):
+    """Runs for every name in ``multiobjective_names()`` (grid: its own test below)."""
+
+
+def test_grid_search_accepts_several_objectives_and_exhausts() -> None:
+    tuner = make_tuner("grid", {"a": [1, 2], "b": ["x", "y"]}, mode=["min", "max"])
+    seen = []
+    while (p := tuner.suggest()) is not None:
+        seen.append(p)
+        tuner.report_result(p, (p["a"], float(p["b"] == "x")))
+    assert len(seen) == 4 and [o.values for o in tuner.pareto] == [(1, 1.0)]
+
+
+def test_auto_says_what_it_picked_for_several_objectives() -> None:
+    small = make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=50)
+    assert small.chosen == "gp" and "small budget" in small.reason
+    assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0).chosen == "tpe"
+    assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=1000).chosen == "nsga2"
+    assert make_tuner("auto", SPACE, mode="min", seed=0, max_trials=50).chosen == "gp"
