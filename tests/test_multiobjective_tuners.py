@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from contract.tuner_contract import MultiObjectiveTunerContract
 
 from hpo_lightning import Float, SearchSpace, TrialState
 from hpo_lightning.exceptions import InvalidMetricError, UserInputError
+from hpo_lightning.testing import MultiObjectiveTunerContract
 from hpo_lightning.tuners import CMAESTuner, RandomSearchTuner, hypervolume, make_tuner
 from hpo_lightning.tuners._registry import multiobjective_names
 

@@ -20,10 +20,11 @@ from hpo_lightning.testing._launcher_contract import LauncherContract
 from hpo_lightning.testing._scheduler_contract import SchedulerContract
 from hpo_lightning.testing._storage_contract import StorageContract
 from hpo_lightning.testing._tracker_contract import TrackerContract
-from hpo_lightning.testing._tuner_contract import TunerContract
+from hpo_lightning.testing._tuner_contract import MultiObjectiveTunerContract, TunerContract
 
 __all__ = [
     "LauncherContract",
+    "MultiObjectiveTunerContract",
     "SchedulerContract",
     "StorageContract",
     "TrackerContract",
