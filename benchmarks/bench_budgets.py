@@ -21,7 +21,7 @@ first seed, run one at a time, when ``--jobs`` > 1). Then the goals: the first m
 best mean rank at every budget, and its ms per suggestion at 200 trials is <= 1/5 of
 ``optuna_gp``'s.
 
-Run (see benchmarks/README.md, section 12):
+Run (see benchmarks/README.md, section 14):
 ``python benchmarks/bench_budgets.py --seeds 5 --seed-start 1000 --jobs 2``
 ``python benchmarks/bench_budgets.py --in-flight 4 --budgets 60 --methods auto,gp,tpe,...``
 """

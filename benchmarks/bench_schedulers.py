@@ -4,9 +4,10 @@ Per seed, ``--trials`` (default 20) trials of up to ``--epochs`` (default 20) ep
 digits MLP (examples/digits.py), each variant with the same seed:
 
 * ours: TPETuner + HPOCallback + ExperimentTracker (a temporary SQLite file) with no scheduler,
-  the median rule, ASHA and Hyperband (min 1 epoch, reduction factor 3, max = epochs), ASHA
-  with a first rung after 2 epochs, and ASHA with a tuner that treats stopped trials as
-  failures (what feeding PRUNED trials to TPE by the value they reached is worth);
+  the median rule, ``auto``, ASHA and Hyperband with their defaults (max = epochs: first rung
+  after ceil(epochs / 9) epochs, reduction factor 3, a peer minimum), the textbook ASHA (first
+  rung after 1 epoch), and ASHA with a tuner that treats stopped trials as failures (what
+  feeding PRUNED trials to TPE by the value they reached is worth);
 * Optuna: TPESampler + HyperbandPruner + optuna_integration.PyTorchLightningPruningCallback.
 
 Printed per variant, medians over ``--seeds`` seeds: epochs trained in total, wall time, best
@@ -148,12 +149,14 @@ def run_optuna(seed: int, args: Any) -> tuple[int, float, float]:
 
 
 def variants(args: Any, seed: int) -> dict[str, Callable[[Path], tuple[int, float, float]]]:
-    budget = {"min_epochs": 1, "reduction_factor": 3, "max_epochs": args.epochs}
+    budget = {"max_epochs": args.epochs}  # the defaults: first rung ceil(epochs / 9), eta 3
+    textbook = {"min_epochs": 1, "reduction_factor": 3, "max_epochs": args.epochs}
     ours = {
         "none": (None, TPETuner),
         "median": (make_scheduler("median", warmup_epochs=2, min_trials=3), TPETuner),
+        "auto": (make_scheduler("auto", **budget), TPETuner),
         "asha": (make_scheduler("asha", **budget), TPETuner),
-        "asha, min 2 epochs": (make_scheduler("asha", **{**budget, "min_epochs": 2}), TPETuner),
+        "asha, min 1 epoch": (make_scheduler("asha", **textbook), TPETuner),
         "hyperband": (make_scheduler("hyperband", seed=seed, **budget), TPETuner),
         "asha, pruned=failed": (make_scheduler("asha", **budget), PrunedAsFailedTPE),
     }

@@ -107,6 +107,23 @@ def check_int(
     return value
 
 
+def is_better(a: float | None, b: float | None, mode: Mode) -> bool:
+    """Whether value ``a`` beats ``b`` under ``mode`` (the one comparison of results).
+
+    A value that is None, NaN or infinite beats nothing (a diverged or missing result never
+    becomes the best), and any finite value beats one of those.
+
+    Example:
+        >>> is_better(0.1, 0.2, "min"), is_better(0.1, 0.2, "max"), is_better(0.1, None, "max")
+        (True, False, True)
+    """
+    if a is None or not math.isfinite(a):
+        return False
+    if b is None or not math.isfinite(b):
+        return True
+    return a < b if mode == "min" else a > b
+
+
 def is_finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 

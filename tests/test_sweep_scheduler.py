@@ -87,8 +87,8 @@ def test_asha_section_prunes_the_tiny_lr_trials(
     [
         (
             "{name: ashaa, min_epochs: 1}",
-            "unknown scheduler 'ashaa'; known schedulers: asha, hyperband, median, none, pbt; "
-            "did you mean 'asha'?",
+            "unknown scheduler 'ashaa'; known schedulers: asha, auto, hyperband, median, none, "
+            "pbt; did you mean 'asha'?",
         ),
         (
             "{name: asha, min_epochs: 1, reduction_factor: 1, max_epochs: 4}",

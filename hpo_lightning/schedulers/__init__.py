@@ -1,17 +1,21 @@
-"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT).
+"""Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT, auto).
 
-``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values; the Lightning
-callback applies its :class:`Decision`. This package imports only the standard library and numpy.
+``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values;
+:class:`EarlyStopper` applies it to the epochs a training loop reports (the Lightning callback
+and ``trial.report_epoch`` use it). This package imports only the standard library and numpy.
 """
 
 from hpo_lightning.schedulers._asha import ASHAScheduler
+from hpo_lightning.schedulers._auto import AutoScheduler, choose_scheduler
 from hpo_lightning.schedulers._base import (
     Decision,
     Exploit,
     LearningCurve,
     NoScheduler,
     Scheduler,
+    reported_value,
 )
+from hpo_lightning.schedulers._early_stopping import EarlyStopper
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
 from hpo_lightning.schedulers._pbt import PBTScheduler
@@ -19,7 +23,9 @@ from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
 
 __all__ = [
     "ASHAScheduler",
+    "AutoScheduler",
     "Decision",
+    "EarlyStopper",
     "Exploit",
     "HyperbandScheduler",
     "LearningCurve",
@@ -27,6 +33,8 @@ __all__ = [
     "NoScheduler",
     "PBTScheduler",
     "Scheduler",
+    "choose_scheduler",
     "make_scheduler",
+    "reported_value",
     "scheduler_names",
 ]

@@ -11,6 +11,8 @@ at a rung are judged against fewer peers, which is the price of never waiting (A
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -45,11 +47,27 @@ def promoted(loss: float, peer_losses: Sequence[float], reduction_factor: int) -
     return better < keep
 
 
+DEFAULT_NOISE_MARGIN = 5.0
+
+
+def default_min_epochs(max_epochs: int, reduction_factor: int) -> int:
+    """The default first rung: ``ceil(max_epochs / reduction_factor**2)`` epochs, at least 1.
+
+    So at most two rungs lie below ``max_epochs`` and no trial is judged before it trained
+    about a ninth of its budget (eta = 3): on ``benchmarks/bench_multifidelity.py`` a first
+    rung after one epoch stopped trials on noisy first-epoch values (see docs/schedulers.md).
+    """
+    return max(1, math.ceil(max_epochs / reduction_factor**2))
+
+
 def check_budget(min_epochs: Any, reduction_factor: Any, max_epochs: Any) -> tuple[int, int, int]:
-    """Validate the (min_epochs, reduction_factor, max_epochs) options shared by ASHA/Hyperband."""
-    r = check_int("min_epochs", min_epochs, at_least=1)
+    """Validate the (min_epochs, reduction_factor, max_epochs) options shared by ASHA/Hyperband;
+    ``min_epochs=None`` is :func:`default_min_epochs`."""
     eta = check_int("reduction_factor", reduction_factor, at_least=2)
     big_r = check_int("max_epochs", max_epochs, at_least=1)
+    if min_epochs is None:
+        return default_min_epochs(big_r, eta), eta, big_r
+    r = check_int("min_epochs", min_epochs, at_least=1)
     if r > big_r:
         raise UserInputError(
             f"`min_epochs` <= `max_epochs` must hold, but got min_epochs={r}, max_epochs={big_r}"
@@ -57,21 +75,75 @@ def check_budget(min_epochs: Any, reduction_factor: Any, max_epochs: Any) -> tup
     return r, eta, big_r
 
 
+def epoch_noise(others: Sequence[LearningCurve], epoch: int) -> float:
+    """The median change ``|value(epoch) - value(epoch - 1)|`` over the trials that reported
+    both (finite values only): how much one epoch moves a curve here, 0.0 if nobody tells."""
+    changes = []
+    for o in others:
+        a, b = o.at(epoch), o.at(epoch - 1)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+            changes.append(abs(a - b))
+    return float(statistics.median(changes)) if changes else 0.0
+
+
+def within_noise(
+    loss: float, peer_losses: Sequence[float], reduction_factor: int, margin: float
+) -> bool:
+    """Is ``loss`` within ``margin`` of the worst value that :func:`promoted` keeps?"""
+    n = len(peer_losses) + 1
+    keep = max(1, n // reduction_factor)
+    cutoff = sorted([*peer_losses, loss])[keep - 1]
+    return loss <= cutoff + margin
+
+
+def check_noise_margin(noise_margin: Any, min_epochs: Any) -> float:
+    """``noise_margin``, or its default: 5.0 with the default first rung, else 0.0."""
+    if noise_margin is None:
+        return DEFAULT_NOISE_MARGIN if min_epochs is None else 0.0
+    if isinstance(noise_margin, bool) or not isinstance(noise_margin, (int, float)):
+        raise UserInputError(f"`noise_margin` must be a number >= 0, but got {noise_margin!r}")
+    if not noise_margin >= 0:
+        raise UserInputError(f"`noise_margin` must be >= 0, but got {noise_margin!r}")
+    return float(noise_margin)
+
+
+def check_min_peers(min_peers: Any, min_epochs: Any, reduction_factor: int) -> int:
+    """``min_peers``, or its default: ``reduction_factor`` with the default first rung, else 0
+    (a first rung set by hand gets the textbook rule, which has no minimum)."""
+    if min_peers is None:
+        return reduction_factor if min_epochs is None else 0
+    return check_int("min_peers", min_peers, at_least=0)
+
+
 class ASHAScheduler(Scheduler):
     """Asynchronous successive halving: at each rung keep the top ``1/reduction_factor``.
 
-    Rungs are at ``min_epochs * reduction_factor**k`` epochs, below ``max_epochs``. With the
-    defaults a trial is compared after 1, 3, 9, 27 and 81 epochs. Between rungs, and after the
-    last one, it always continues (the Trainer's ``max_epochs`` ends it).
+    Rungs are at ``min_epochs * reduction_factor**k`` epochs, below ``max_epochs``. By default
+    the first rung is ``ceil(max_epochs / reduction_factor**2)`` (a grace period), so with
+    ``max_epochs=30`` trials are compared after 4 and 12 epochs, a trial is only stopped at a
+    rung where at least ``reduction_factor`` other trials reported (with fewer there is no top
+    ``1/reduction_factor`` to speak of), and not when it is behind the last trial kept by less
+    than five typical epoch-to-epoch changes (noise, not evidence). Between rungs, and after
+    the last one, it always continues (the Trainer's ``max_epochs`` ends it).
 
     Args:
-        min_epochs: epochs every trial trains (the first rung), >= 1.
+        min_epochs: epochs every trial trains (the first rung), >= 1; None (default): the
+            grace period above.
         reduction_factor: eta, >= 2: one trial in eta goes on at each rung.
         max_epochs: the full budget; rungs lie strictly below it. Use the Trainer's
             ``max_epochs``.
+        min_peers: other trials that must have reported at a rung before it stops anyone;
+            None (default): ``reduction_factor`` when ``min_epochs`` is None, else 0 (the
+            textbook rule of Li et al. for a hand-set first rung).
+        noise_margin: a trial outside the top ``1/reduction_factor`` still goes on when its
+            value is within ``noise_margin`` epoch-to-epoch changes (:func:`epoch_noise`, the
+            median over the peers at the rung) of the worst value kept; None (default): 5.0
+            when ``min_epochs`` is None, else 0.0 (the textbook rule).
 
     Example:
         >>> from hpo_lightning.schedulers import LearningCurve
+        >>> ASHAScheduler(max_epochs=30).rungs
+        (4, 12)
         >>> s = ASHAScheduler(min_epochs=1, reduction_factor=2, max_epochs=8)
         >>> s.rungs
         (1, 2, 4)
@@ -82,11 +154,19 @@ class ASHAScheduler(Scheduler):
     name: ClassVar[str] = "asha"
 
     def __init__(
-        self, *, min_epochs: int = 1, reduction_factor: int = 3, max_epochs: int = 100
+        self,
+        *,
+        min_epochs: int | None = None,
+        reduction_factor: int = 3,
+        max_epochs: int = 100,
+        min_peers: int | None = None,
+        noise_margin: float | None = None,
     ) -> None:
         self.min_epochs, self.reduction_factor, self.max_epochs = check_budget(
             min_epochs, reduction_factor, max_epochs
         )
+        self.min_peers = check_min_peers(min_peers, min_epochs, self.reduction_factor)
+        self.noise_margin = check_noise_margin(noise_margin, min_epochs)
         self.rungs = rung_epochs(self.min_epochs, self.reduction_factor, self.max_epochs)
 
     def options(self) -> dict[str, Any]:
@@ -94,6 +174,8 @@ class ASHAScheduler(Scheduler):
             "min_epochs": self.min_epochs,
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
+            "min_peers": self.min_peers,
+            "noise_margin": self.noise_margin,
         }
 
     def decide(
@@ -103,5 +185,13 @@ class ASHAScheduler(Scheduler):
         if epoch is None or value is None or epoch + 1 not in self.rungs:
             return Decision.CONTINUE
         peers = [loss_of(v, mode) for o in others if (v := o.at(epoch)) is not None]
-        ok = promoted(loss_of(value, mode), peers, self.reduction_factor)
-        return Decision.CONTINUE if ok else Decision.STOP
+        if len(peers) < self.min_peers:
+            return Decision.CONTINUE
+        loss = loss_of(value, mode)
+        if promoted(loss, peers, self.reduction_factor):
+            return Decision.CONTINUE
+        if self.noise_margin > 0:
+            margin = self.noise_margin * epoch_noise(others, epoch)
+            if within_noise(loss, peers, self.reduction_factor, margin):
+                return Decision.CONTINUE  # behind, but by less than a few epochs' jitter
+        return Decision.STOP

@@ -22,14 +22,16 @@ Contract for every :class:`Scheduler`:
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hpo_lightning._trial import Mode
+from hpo_lightning._trial import Mode, TrialState
 from hpo_lightning.exceptions import UserInputError
 
 
@@ -69,6 +71,7 @@ class LearningCurve:
 
     trial: int
     points: tuple[tuple[int, float], ...] = ()
+    _index: dict[int, float] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         previous = -1
@@ -79,6 +82,7 @@ class LearningCurve:
                     f"{self.trial} has epoch {epoch!r} after {previous}"
                 )
             previous = epoch
+        object.__setattr__(self, "_index", dict(self.points))
 
     @classmethod
     def of(cls, trial: int, values: Mapping[int, float] | Sequence[float]) -> LearningCurve:
@@ -98,12 +102,28 @@ class LearningCurve:
 
     def at(self, epoch: int) -> float | None:
         """The value reported at ``epoch``, or None when the trial reported none there."""
+        return self._index.get(epoch)
+
+    def mean_upto(self, epoch: int) -> float | None:
+        """The mean of the finite values at epochs ``<= epoch`` (None if there is none).
+
+        Prefix sums are built once per curve, so a scheduler asking every epoch about many
+        finished trials pays a bisection per trial, not a pass over its curve.
+        """
+        epochs, sums, counts = self._prefix
+        i = bisect.bisect_right(epochs, epoch)
+        return sums[i - 1] / counts[i - 1] if i and counts[i - 1] else None
+
+    @functools.cached_property
+    def _prefix(self) -> tuple[list[int], list[float], list[int]]:
+        epochs, sums, counts, total, n = [], [], [], 0.0, 0
         for e, v in self.points:
-            if e == epoch:
-                return v
-            if e > epoch:
-                break
-        return None
+            if math.isfinite(v):
+                total, n = total + v, n + 1
+            epochs.append(e)
+            sums.append(total)
+            counts.append(n)
+        return epochs, sums, counts
 
     def upto(self, epoch: int) -> list[float]:
         """The values reported at epochs ``<= epoch``, in epoch order."""
@@ -179,3 +199,19 @@ class NoScheduler(Scheduler):
 
     def options(self) -> dict[str, Any]:
         return {}
+
+
+def reported_value(curve: LearningCurve, state: TrialState, *, mode: Mode) -> float:
+    """The value a finished trial is reported with (to the tuner and the store).
+
+    A trial that trained in full counts by its best epoch (the checkpoint a user keeps); a
+    trial stopped by a scheduler counts by its last value, what it reached when it was judged,
+    not by an earlier best. NaN when the curve has no finite value.
+    """
+    finite = [v for _, v in curve.points if math.isfinite(v)]
+    if not finite:
+        return math.nan
+    if state is TrialState.PRUNED:
+        last = curve.last
+        return math.nan if last is None else last
+    return min(finite) if mode == "min" else max(finite)

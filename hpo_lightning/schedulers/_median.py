@@ -60,10 +60,9 @@ class MedianStoppingScheduler(Scheduler):
         for other in others:
             if other.at(epoch) is None:
                 continue  # it did not reach this epoch (or did not report at it)
-            losses = [loss_of(v, mode) for v in other.upto(epoch)]
-            finite = [x for x in losses if x != float("inf")]
-            if finite:
-                averages.append(sum(finite) / len(finite))
+            mean = other.mean_upto(epoch)  # NaN values skipped
+            if mean is not None:
+                averages.append(loss_of(mean, mode))
         if len(averages) < self.min_trials:
             return Decision.CONTINUE
         best = min(loss_of(v, mode) for v in curve.upto(epoch))

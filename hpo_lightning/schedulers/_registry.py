@@ -6,6 +6,7 @@ from typing import Any
 
 from hpo_lightning._names import check_options, lookup
 from hpo_lightning.schedulers._asha import ASHAScheduler
+from hpo_lightning.schedulers._auto import AutoScheduler
 from hpo_lightning.schedulers._base import NoScheduler, Scheduler
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
@@ -17,6 +18,7 @@ _REGISTRY: dict[str, type[Scheduler]] = {
     "asha": ASHAScheduler,
     "hyperband": HyperbandScheduler,
     "pbt": PBTScheduler,
+    "auto": AutoScheduler,
 }
 
 
@@ -26,14 +28,17 @@ def scheduler_names() -> list[str]:
 
 
 def make_scheduler(name: str, **options: Any) -> Scheduler:
-    """Build a scheduler by name: ``none``, ``median``, ``asha``, ``hyperband`` or ``pbt``.
+    """Build a scheduler by name: ``none``, ``median``, ``asha``, ``hyperband``, ``pbt`` or
+    ``auto`` (picks one from ``max_epochs`` and says which and why; see :class:`AutoScheduler`).
 
     A sweep file's ``scheduler:`` mapping is passed as it is: ``make_scheduler(**mapping)``.
     Unknown names list the known ones; unknown options list the scheduler's options.
 
     Example:
-        >>> make_scheduler("asha", min_epochs=1, reduction_factor=3, max_epochs=20)
-        ASHAScheduler(min_epochs=1, reduction_factor=3, max_epochs=20)
+        >>> make_scheduler("median", warmup_epochs=2)
+        MedianStoppingScheduler(warmup_epochs=2, min_trials=3)
+        >>> make_scheduler("asha", max_epochs=20).rungs
+        (3, 9)
     """
     cls = lookup("scheduler", name, _REGISTRY)
     check_options("scheduler", name, cls.__init__, options)

@@ -184,6 +184,8 @@ def _validate(cfg: SweepConfig) -> None:
     Resources.from_mapping(cfg.resources)
     if isinstance(cfg.launcher, str):
         object.__setattr__(cfg, "launcher", {"name": cfg.launcher})
+    if cfg.scheduler == "auto":  # `scheduler: auto` needs no options
+        object.__setattr__(cfg, "scheduler", {"name": "auto"})
     for key in ("scheduler", "mlflow", "launcher"):
         v = getattr(cfg, key)
         if v is not None and not isinstance(v, Mapping):

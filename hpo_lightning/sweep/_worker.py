@@ -5,9 +5,10 @@ run :meth:`Worker.run`. The worker owns the tuner, the scheduler, the event bus,
 tracker and the MLflow observer of its process; :class:`~hpo_lightning.sweep.Sweep` only
 defines the sweep and starts workers (itself, or through a launcher).
 
-Every decision is taken inside a claim transaction on the store: the worker reads the sweep's
-trials, marks trials of dead workers as lost, rebuilds the tuner's view (finished trials are
-reported once, RUNNING ones are pending), and inserts the next trial. So n_trials holds across
+Before each claim the worker marks trials of dead workers LOST (a transaction of its own, see
+:meth:`Worker.reap`). Every decision is then taken inside a claim transaction on the store: the
+worker reads the sweep's trials, rebuilds the tuner's view (finished trials are reported once,
+RUNNING ones are pending), and inserts the next trial. So n_trials holds across
 processes and machines, grid points never repeat, and a killed sweep resumes where it was.
 """
 
@@ -21,11 +22,12 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._trial import FailureKind, Trial, TrialState
 from hpo_lightning.events import EventBus
 from hpo_lightning.exceptions import UserInputError
+from hpo_lightning.schedulers import EarlyStopper
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
@@ -38,6 +40,9 @@ from hpo_lightning.sweep._stop import StopToken, reinstall
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
+
+if TYPE_CHECKING:
+    from hpo_lightning.tracking import MLflowTracker
 
 log = logging.getLogger("hpo_lightning")
 
@@ -87,7 +92,9 @@ class Worker(CheckpointingWorker):
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
-        self.mlflow_tracker: Any = None
+        self.mlflow_tracker: MLflowTracker | None = None
+        self.scheduler: Any = None
+        self._stopper: EarlyStopper | None = None
         self._started = time.monotonic()
 
     # --- set-up -------------------------------------------------------------------------
@@ -217,6 +224,18 @@ class Worker(CheckpointingWorker):
             time.sleep(0.05)
 
     # --- running trials ---------------------------------------------------------------------
+    def early_stopper(self) -> EarlyStopper | None:
+        """The scheduler applied to this process's trials (one for all of them; None without
+        a scheduler): it reads the other trials' curves from the store."""
+        if self.scheduler is None:
+            return None
+        if self._stopper is None or self._stopper.scheduler is not self.scheduler:
+            cfg = self.config
+            self._stopper = EarlyStopper(
+                self.scheduler, monitor=cfg.monitor, mode=cfg.mode, storage=self.storage
+            )
+        return self._stopper
+
     def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
@@ -227,7 +246,7 @@ class Worker(CheckpointingWorker):
             mode=self.config.mode,
             tracker=None if joined else self._store_tracker,
             observers=() if joined else self._observers,
-            scheduler=self.scheduler,
+            scheduler=self.early_stopper(),
             trial=trial,
             sweep=self.config.name,
             stop=self.stop_token,
@@ -247,11 +266,16 @@ class Worker(CheckpointingWorker):
             self._bus,
             monitor=self.config.monitor,
             mlflow_tracker=self.mlflow_tracker,
+            mode=self.config.mode,
+            stopper=self.early_stopper(),
         )
 
     def finish_handle(self, handle: TrialHandle, returned: Any) -> None:
         """Record what the objective returned, unless the callback recorded the trial."""
         if handle.finished:  # the callback recorded it (interrupted trials included)
+            return
+        if returned is None and handle.epochs_reported:  # a plain loop's report_epoch calls
+            handle.complete()
             return
         if (isinstance(returned, (int, float)) and not isinstance(returned, bool)) or (
             returned is not None and hasattr(returned, "item")

@@ -9,7 +9,7 @@ cost of each method:
   parameters) it fits the observations nearest to the best point and searches a trust region
   around it (``_gp_local``), so its cost per suggestion stops growing; on
   ``benchmarks/bench_budgets.py`` (BBOB-like problems, issue 17) that made it the best method
-  at 200 trials (benchmarks/README.md, section 12).
+  at 200 trials (benchmarks/README.md, section 14).
 * **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
   ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
   improving where model-based search stalls, at constant cost per suggestion. At 500 trials on
@@ -48,12 +48,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState, check_int
+from hpo_lightning._trial import TrialState, check_int
 from hpo_lightning.space import SearchSpace
-from hpo_lightning.tuners._base import HyperparameterTuner, Observation
+from hpo_lightning.tuners._base import HyperparameterTuner, Modes, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
 from hpo_lightning.tuners._gp_local import local_from
+from hpo_lightning.tuners._mo_choice import MO_BUILDERS, choose_multiobjective_tuner
 from hpo_lightning.tuners._tpe import TPETuner
 
 logger = logging.getLogger("hpo_lightning")
@@ -101,6 +102,9 @@ def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
 class AutoTuner(HyperparameterTuner):
     """Chooses GP, TPE or CMA-ES for the space and budget (see :func:`choose_tuner`).
 
+    With several objectives (``mode`` a list) it chooses the multi-objective GP, TPE or
+    NSGA-II instead (``_mo_choice.choose_multiobjective_tuner``).
+
     Every call is passed to the chosen tuner, exposed as ``tuner``; ``chosen`` is its name, and
     the choice is logged on the ``hpo_lightning`` logger at INFO level.
 
@@ -113,12 +117,13 @@ class AutoTuner(HyperparameterTuner):
     """
 
     name: ClassVar[str] = "auto"
+    multi_objective: ClassVar[bool] = True  # several objectives: _mo_choice's rule
 
     def __init__(
         self,
         space: SearchSpace | Mapping[str, Any],
         *,
-        mode: Mode = "min",
+        mode: Modes = "min",
         seed: int | None = None,
         max_trials: int | None = None,
         budget: int | None = None,
@@ -127,10 +132,15 @@ class AutoTuner(HyperparameterTuner):
         n_trials here, so failed trials can still be replaced); defaults to ``max_trials``."""
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
         check_int("budget", budget, at_least=1, allow_none=True)
-        self.chosen, self.reason = choose_tuner(
+        choose, builders = (
+            (choose_multiobjective_tuner, MO_BUILDERS)
+            if self.n_objectives > 1
+            else (choose_tuner, _BUILDERS)
+        )
+        self.chosen, self.reason = choose(
             self.space, max_trials if max_trials is not None else budget
         )
-        self.tuner: HyperparameterTuner = _BUILDERS[self.chosen](
+        self.tuner: HyperparameterTuner = builders[self.chosen](
             self.space, mode=mode, seed=self.seed, max_trials=max_trials
         )
         logger.info("tuner 'auto' chose '%s': %s", self.chosen, self.reason)
@@ -146,8 +156,9 @@ class AutoTuner(HyperparameterTuner):
         *,
         state: TrialState = TrialState.COMPLETE,
         step: int | None = None,
+        violation: float = 0.0,
     ) -> None:
-        self.tuner.report_result(params, metric, state=state, step=step)
+        self.tuner.report_result(params, metric, state=state, step=step, violation=violation)
 
     def add_pending(self, params: Mapping[str, Any]) -> None:
         self.tuner.add_pending(params)
@@ -170,6 +181,10 @@ class AutoTuner(HyperparameterTuner):
     @property
     def best(self) -> Observation | None:
         return self.tuner.best
+
+    @property
+    def pareto(self) -> list[Observation]:
+        return self.tuner.pareto
 
     def __repr__(self) -> str:
         return f"AutoTuner(chosen={self.chosen!r}, tuner={self.tuner!r})"
