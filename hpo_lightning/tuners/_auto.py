@@ -126,8 +126,9 @@ class AutoTuner(HyperparameterTuner):
         *,
         state: TrialState = TrialState.COMPLETE,
         step: int | None = None,
+        violation: float = 0.0,
     ) -> None:
-        self.tuner.report_result(params, metric, state=state, step=step)
+        self.tuner.report_result(params, metric, state=state, step=step, violation=violation)
 
     def add_pending(self, params: Mapping[str, Any]) -> None:
         self.tuner.add_pending(params)
@@ -150,6 +151,10 @@ class AutoTuner(HyperparameterTuner):
     @property
     def best(self) -> Observation | None:
         return self.tuner.best
+
+    @property
+    def pareto(self) -> list[Observation]:
+        return self.tuner.pareto
 
     def __repr__(self) -> str:
         return f"AutoTuner(chosen={self.chosen!r}, tuner={self.tuner!r})"

@@ -6,11 +6,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpo_lightning._names import check_options, lookup
-from hpo_lightning._trial import Mode, check_mode
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._auto import AutoTuner
-from hpo_lightning.tuners._base import HyperparameterTuner
+from hpo_lightning.tuners._base import HyperparameterTuner, Modes, check_modes
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
 from hpo_lightning.tuners._simple import GridSearchTuner, RandomSearchTuner, SobolTuner
@@ -27,13 +26,38 @@ _REGISTRY: dict[str, TunerBuilder] = {
     "cmaes": CMAESTuner,
     "auto": AutoTuner,
 }
+#: the builders used instead for two or more objectives, where a name has its own class
+_MULTI: dict[str, TunerBuilder] = {}
 
 
-def register_tuner(name: str, builder: TunerBuilder) -> None:
-    """Make a tuner class (or builder with the tuner signature) available by name."""
+def register_tuner(
+    name: str, builder: TunerBuilder, *, multi_objective: TunerBuilder | None = None
+) -> None:
+    """Make a tuner class (or builder with the tuner signature) available by name.
+
+    ``multi_objective``: the builder to use with several objectives, when ``builder`` (a class
+    without ``multi_objective = True``) handles one only.
+    """
     if not isinstance(name, str) or not name:
         raise UserInputError(f"a tuner name must be a non-empty string, got {name!r}")
     _REGISTRY[name] = builder
+    _MULTI.pop(name, None)
+    if multi_objective is not None:
+        _MULTI[name] = multi_objective
+
+
+def _builder(name: str, n_objectives: int) -> TunerBuilder:
+    builder = lookup("tuner", name, _REGISTRY)
+    if n_objectives > 1:
+        return _MULTI.get(name, builder)
+    return builder
+
+
+def multiobjective_names() -> list[str]:
+    """The names ``make_tuner`` accepts with several objectives."""
+    return sorted(
+        n for n in _REGISTRY if n in _MULTI or getattr(_REGISTRY[n], "multi_objective", False)
+    )
 
 
 def tuner_names() -> list[str]:
@@ -45,22 +69,29 @@ def make_tuner(
     name: str,
     space: SearchSpace | Mapping[str, Any],
     *,
-    mode: Mode = "min",
+    mode: Modes = "min",
     seed: int | None = None,
     max_trials: int | None = None,
     **options: Any,
 ) -> HyperparameterTuner:
     """Build a tuner by name: ``grid``, ``random``, ``sobol``, ``tpe`` (and registered ones).
 
-    Unknown options raise an error that lists the tuner's options.
+    Unknown options raise an error that lists the tuner's options. ``mode`` may list one
+    mode per objective; with two or more, the name's multi-objective tuner is built, and a
+    tuner that handles one objective only is refused (see :func:`multiobjective_names`).
 
     Example:
         >>> from hpo_lightning import Float
         >>> make_tuner("tpe", {"x": Float(0, 1)}, mode="max", seed=0, max_trials=10).name
         'tpe'
     """
-    check_mode(mode)
-    builder = lookup("tuner", name, _REGISTRY)
+    modes = check_modes(mode)
+    builder = _builder(name, len(modes))
+    if len(modes) > 1 and not getattr(builder, "multi_objective", False) and name not in _MULTI:
+        raise UserInputError(
+            f"tuner '{name}' optimises one objective, but {len(modes)} were given; "
+            f"use one of {', '.join(multiobjective_names())}"
+        )
     check_options("tuner", name, builder, options, reserved=("mode", "seed", "max_trials"))
     return builder(space, mode=mode, seed=seed, max_trials=max_trials, **options)
 

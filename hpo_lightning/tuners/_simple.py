@@ -8,10 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode
 from hpo_lightning.exceptions import InvalidSpaceError
 from hpo_lightning.space import Categorical, SearchSpace
-from hpo_lightning.tuners._base import HyperparameterTuner, Observation, params_key
+from hpo_lightning.tuners._base import HyperparameterTuner, Modes, Observation, params_key
 
 
 def _grid_space(candidates: SearchSpace | Mapping[str, Any]) -> SearchSpace:
@@ -38,6 +37,8 @@ def _grid_space(candidates: SearchSpace | Mapping[str, Any]) -> SearchSpace:
 class GridSearchTuner(HyperparameterTuner):
     """Exhaustive search over the Cartesian product of discrete candidate values.
 
+    Accepts several objectives (it ignores the values).
+
     Accepts the seed's dict of candidate lists (``{"lr": [0.01, 0.001], ...}``) or a
     SearchSpace of Categorical/Int domains. Points that are pending or already reported (by
     this tuner or, after ``add_pending``/``report_result``, by other workers) are never
@@ -53,12 +54,13 @@ class GridSearchTuner(HyperparameterTuner):
     """
 
     name: ClassVar[str] = "grid"
+    multi_objective: ClassVar[bool] = True
 
     def __init__(
         self,
         candidates: SearchSpace | Mapping[str, Any],
         *,
-        mode: Mode = "min",
+        mode: Modes = "min",
         seed: int | None = None,
         max_trials: int | None = None,
         shuffle: bool = False,
@@ -97,6 +99,8 @@ class GridSearchTuner(HyperparameterTuner):
 class RandomSearchTuner(HyperparameterTuner):
     """Uniform random search in the unit cube (log scales and int steps via the space).
 
+    Accepts several objectives (it ignores the values).
+
     Example:
         >>> from hpo_lightning import SearchSpace, Float
         >>> t = RandomSearchTuner(SearchSpace({"x": Float(0, 1)}), seed=0, max_trials=5)
@@ -105,6 +109,7 @@ class RandomSearchTuner(HyperparameterTuner):
     """
 
     name: ClassVar[str] = "random"
+    multi_objective: ClassVar[bool] = True
 
     def _suggest(self, rng: np.random.Generator) -> dict[str, Any] | None:
         return self.space.decode(rng.random(self.space.dim))
@@ -114,7 +119,8 @@ class SobolTuner(HyperparameterTuner):
     """Scrambled Sobol' sequence (``scipy.stats.qmc``): even coverage of the cube.
 
     The k-th suggestion is the k-th point of the sequence scrambled with ``seed``, so a
-    resumed or parallel sweep continues the same sequence.
+    resumed or parallel sweep continues the same sequence. Accepts several objectives (it
+    ignores the values).
 
     Example:
         >>> from hpo_lightning import SearchSpace, Float
@@ -124,12 +130,13 @@ class SobolTuner(HyperparameterTuner):
     """
 
     name: ClassVar[str] = "sobol"
+    multi_objective: ClassVar[bool] = True
 
     def __init__(
         self,
         space: SearchSpace | Mapping[str, Any],
         *,
-        mode: Mode = "min",
+        mode: Modes = "min",
         seed: int | None = None,
         max_trials: int | None = None,
     ) -> None:
