@@ -7,11 +7,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpo_lightning._objectives import Objectives, final_outcome
 from hpo_lightning._trial import FailureKind, Trial, TrialState, to_metric
 from hpo_lightning.events import EventBus, TrainingFinish
+from hpo_lightning.exceptions import InvalidMetricError
 from hpo_lightning.storage import Storage, TrialRecord
 
 
@@ -98,7 +100,8 @@ class TrialHandle:
         number: the trial's number in the sweep; params: the hyper-parameters to evaluate.
         callback: an HPOCallback bound to this trial -- pass it to your Trainer.
 
-    Use ``trial.report(value)`` instead of the callback when you evaluate without Lightning.
+    Use ``trial.report(value)`` instead of the callback when you evaluate without Lightning
+    (with several objectives or constraints: ``trial.report({"val_acc": 0.9, "size": 12})``).
     """
 
     def __init__(
@@ -108,7 +111,7 @@ class TrialHandle:
         callback: Any,
         bus: EventBus,
         *,
-        monitor: str,
+        objectives: Objectives,
         mlflow_tracker: Any = None,
     ) -> None:
         self.sweep = sweep
@@ -117,7 +120,8 @@ class TrialHandle:
         self.params: dict[str, Any] = dict(record.params)
         self.callback = callback
         self.trial = Trial(sweep=sweep, number=record.number, params=self.params, id=record.id)
-        self.monitor = monitor
+        self.objectives = objectives
+        self.monitor = objectives.names[0]
         self.mlflow_tracker = mlflow_tracker
         self._bus = bus
         self._done = False
@@ -127,7 +131,11 @@ class TrialHandle:
         return self._done or bool(getattr(self.callback, "finished", False))
 
     def report(self, value: Any) -> None:
-        """Finish the trial with ``value`` (NaN/inf -> FAILED)."""
+        """Finish the trial with ``value`` (NaN/inf -> FAILED): a number, or a mapping of
+        each monitored (and constrained) metric to its value."""
+        if isinstance(value, Mapping) or self.objectives.multi or self.objectives.constraints:
+            self._report_metrics(value)
+            return
         v = to_metric(value, self.monitor)
         if math.isfinite(v):
             self.finish(TrialState.COMPLETE, v)
@@ -139,6 +147,24 @@ class TrialHandle:
                 failure=FailureKind.DIVERGED,
             )
 
+    def _report_metrics(self, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            raise InvalidMetricError(
+                f"this sweep monitors {list(self.objectives.metrics)}: report a mapping of "
+                f"each to its value, e.g. trial.report({{'{self.monitor}': 0.9, ...}}), "
+                f"not {value!r}"
+            )
+        logged = {str(k): to_metric(v, str(k)) for k, v in value.items()}
+        out = final_outcome(self.objectives, logged)
+        self.finish(
+            out.state,
+            out.value,
+            out.message,
+            failure=out.failure,
+            objective_values=out.objective_values,
+            violation=out.violation,
+        )
+
     def finish(
         self,
         state: TrialState,
@@ -146,6 +172,8 @@ class TrialHandle:
         message: str | None = None,
         *,
         failure: FailureKind | None = None,
+        objective_values: tuple[float, ...] | None = None,
+        violation: float | None = None,
     ) -> None:
         if self.finished:
             return
@@ -159,6 +187,8 @@ class TrialHandle:
                 epochs=getattr(self.callback, "epochs", 0) or 0,
                 message=message,
                 failure=failure,
+                objective_values=objective_values,
+                violation=violation,
             )
         )
 
