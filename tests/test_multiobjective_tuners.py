@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
+from contract.tuner_contract import MultiObjectiveTunerContract
 
 from hpo_lightning import Float, SearchSpace, TrialState
 from hpo_lightning.exceptions import InvalidMetricError, UserInputError
-from hpo_lightning.tuners import CMAESTuner, RandomSearchTuner, make_tuner
+from hpo_lightning.tuners import CMAESTuner, RandomSearchTuner, hypervolume, make_tuner
 from hpo_lightning.tuners._registry import multiobjective_names
 
 SPACE = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
@@ -99,3 +102,57 @@ def test_bad_modes_are_refused() -> None:
 def test_multiobjective_names_include_the_simple_tuners() -> None:
     assert {"grid", "random", "sobol"} <= set(multiobjective_names())
     assert "cmaes" not in multiobjective_names()
+
+
+# --- the contract, with two objectives ------------------------------------------------------
+@pytest.fixture(params=[n for n in multiobjective_names() if n != "grid"])
+def tuner_factory(request: pytest.FixtureRequest) -> Any:
+    return functools.partial(make_tuner, request.param)
+
+
+class TestEveryMultiObjectiveTuner(MultiObjectiveTunerContract):
+    """Runs for every name in ``multiobjective_names()`` (grid: its own test below)."""
+
+
+def test_grid_search_accepts_several_objectives_and_exhausts() -> None:
+    tuner = make_tuner("grid", {"a": [1, 2], "b": ["x", "y"]}, mode=["min", "max"])
+    seen = []
+    while (p := tuner.suggest()) is not None:
+        seen.append(p)
+        tuner.report_result(p, (p["a"], float(p["b"] == "x")))
+    assert len(seen) == 4 and [o.values for o in tuner.pareto] == [(1, 1.0)]
+
+
+def test_auto_says_what_it_picked_for_several_objectives() -> None:
+    small = make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=50)
+    assert small.chosen == "gp" and "small budget" in small.reason
+    assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0).chosen == "tpe"
+    assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=1000).chosen == "nsga2"
+    assert make_tuner("auto", SPACE, mode="min", seed=0, max_trials=50).chosen == "gp"
+
+
+# --- search quality: ZDT1 ----------------------------------------------------------------------
+ZDT_DIM = 5
+ZDT_SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(ZDT_DIM)})
+
+
+def zdt1(params: dict[str, Any]) -> tuple[float, float]:
+    """ZDT1 (Zitzler, Deb & Thiele 2000): a convex front at g = 1, x1..x4 = 0."""
+    x = np.array([params[f"x{i}"] for i in range(ZDT_DIM)])
+    g = 1.0 + 9.0 * float(x[1:].mean())
+    return float(x[0]), g * (1.0 - math.sqrt(x[0] / g))
+
+
+def zdt1_hypervolume(name: str, seed: int, budget: int = 60) -> float:
+    tuner = make_tuner(name, ZDT_SPACE, mode=["min", "min"], seed=seed, max_trials=budget)
+    while (p := tuner.suggest()) is not None:
+        tuner.report_result(p, zdt1(p))
+    losses = np.array([o.losses for o in tuner.observations])
+    return hypervolume(losses, [1.1, 10.0])
+
+
+@pytest.mark.parametrize("name", ["tpe", "gp"])
+def test_model_based_tuners_beat_random_on_zdt1(name: str) -> None:
+    seeds = [0, 1, 2]
+    wins = sum(zdt1_hypervolume(name, s) > zdt1_hypervolume("random", s) + 0.3 for s in seeds)
+    assert wins >= 2, f"{name} beat random search by > 0.3 on {wins} of {len(seeds)} seeds"

@@ -188,3 +188,13 @@ def test_hypervolume_is_fast_enough_for_a_few_hundred_points_in_4d() -> None:
     L = -np.abs(x) / np.linalg.norm(x, axis=1, keepdims=True)  # all on a concave front
     hv = hypervolume(L, np.zeros(4))
     assert 0 < hv < 1
+
+
+@FAST
+@given(st.sampled_from([2, 3]), st.integers(1, 9), st.integers(0, 10_000))
+def test_contributions_match_removing_each_point(m: int, n: int, seed: int) -> None:
+    L = np.round(np.random.default_rng(seed).random((n, m)) * 4) / 4  # ties and repeats
+    ref = np.full(m, 1.1)
+    total = hypervolume(L, ref)
+    brute = [total - hypervolume(np.delete(L, i, axis=0), ref) for i in range(n)]
+    assert hypervolume_contributions(L, ref) == pytest.approx(brute, abs=1e-12)

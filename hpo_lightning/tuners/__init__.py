@@ -4,6 +4,9 @@ from hpo_lightning.tuners._auto import AutoTuner, choose_tuner
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._mogp import MOGPTuner
+from hpo_lightning.tuners._motpe import MOTPETuner
+from hpo_lightning.tuners._nsga2 import NSGA2Tuner
 from hpo_lightning.tuners._pareto import (
     crowding_distance,
     dominates,
@@ -29,6 +32,9 @@ __all__ = [
     "GPTuner",
     "GridSearchTuner",
     "HyperparameterTuner",
+    "MOGPTuner",
+    "MOTPETuner",
+    "NSGA2Tuner",
     "Observation",
     "RandomSearchTuner",
     "SobolTuner",

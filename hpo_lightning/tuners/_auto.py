@@ -37,11 +37,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo_lightning._trial import Mode, TrialState, check_int
+from hpo_lightning._trial import TrialState, check_int
 from hpo_lightning.space import SearchSpace
-from hpo_lightning.tuners._base import HyperparameterTuner, Observation
+from hpo_lightning.tuners._base import HyperparameterTuner, Modes, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._mo_choice import MO_BUILDERS, choose_multiobjective_tuner
 from hpo_lightning.tuners._tpe import TPETuner
 
 logger = logging.getLogger("hpo_lightning")
@@ -93,12 +94,13 @@ class AutoTuner(HyperparameterTuner):
     """
 
     name: ClassVar[str] = "auto"
+    multi_objective: ClassVar[bool] = True  # several objectives: _mo_choice's rule
 
     def __init__(
         self,
         space: SearchSpace | Mapping[str, Any],
         *,
-        mode: Mode = "min",
+        mode: Modes = "min",
         seed: int | None = None,
         max_trials: int | None = None,
         budget: int | None = None,
@@ -107,10 +109,15 @@ class AutoTuner(HyperparameterTuner):
         n_trials here, so failed trials can still be replaced); defaults to ``max_trials``."""
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
         check_int("budget", budget, at_least=1, allow_none=True)
-        self.chosen, self.reason = choose_tuner(
+        choose, builders = (
+            (choose_multiobjective_tuner, MO_BUILDERS)
+            if self.n_objectives > 1
+            else (choose_tuner, _BUILDERS)
+        )
+        self.chosen, self.reason = choose(
             self.space, max_trials if max_trials is not None else budget
         )
-        self.tuner: HyperparameterTuner = _BUILDERS[self.chosen](
+        self.tuner: HyperparameterTuner = builders[self.chosen](
             self.space, mode=mode, seed=self.seed, max_trials=max_trials
         )
         logger.info("tuner 'auto' chose '%s': %s", self.chosen, self.reason)

@@ -17,9 +17,10 @@ Rules (the ones ``best``, the plots and the multi-objective tuners use):
 * **Hypervolume:** the measure of the region dominated by the points and bounded by the
   ``reference`` point (every coordinate of the reference worse than the points that count).
   Points that are not strictly better than the reference in every objective add nothing.
-  It is computed exactly: a sweep in 2-D, the WFG recursion (While et al. 2012, "A Fast Way of
-  Calculating Exact Hypervolumes", Eq. 2-4) above, with the 2-D sweep as its base case. Exact
-  and fast up to about 4 objectives and a few hundred points.
+  It is computed exactly: a sweep in 2-D, slices along the third objective (one 2-D sweep per
+  slab) in 3-D, and the WFG recursion (While et al. 2012, "A Fast Way of Calculating Exact
+  Hypervolumes", Eq. 2-4) above, with the 3-D slicing as its base case. Exact and fast up to
+  about 4 objectives and a few hundred points.
 
 Example:
     >>> L = to_losses([[0.9, 12.0], [0.8, 5.0], [0.7, 9.0]], ["max", "min"])
@@ -167,21 +168,40 @@ def hypervolume(losses: Any, reference: Any) -> float:
 
 
 def hypervolume_contributions(losses: Any, reference: Any) -> np.ndarray:
-    """Per point, the hypervolume lost when it is removed (0 for dominated points)."""
+    """Per point, the hypervolume lost when it is removed (0 for dominated points and for
+    points with a duplicate). For a 2-D front by the sweep's rectangles, else by removing each
+    non-dominated point in turn."""
     L = _as_losses(losses)
-    total = hypervolume(L, reference)
-    out = np.empty(len(L))
-    for i in range(len(L)):
-        out[i] = total - hypervolume(np.delete(L, i, axis=0), reference)
+    ref = np.asarray(reference, dtype=float).reshape(-1)
+    out = np.zeros(len(L))
+    inside = np.flatnonzero(np.all(ref > L, axis=1))
+    own = inside[_distinct_front(L[inside])]
+    if L.shape[1] == 2 and len(own) == len(inside):  # a front: the sweep's rectangles
+        order = own[np.argsort(L[own, 0], kind="stable")]  # on a front: y falls as x grows
+        x, y = L[order, 0], L[order, 1]
+        out[order] = (np.append(x[1:], ref[0]) - x) * (np.append(ref[1], y[:-1]) - y)
+        return out
+    total = hypervolume(L, ref)
+    for i in own:
+        out[i] = total - hypervolume(np.delete(L, i, axis=0), ref)
     return np.maximum(out, 0.0)
+
+
+def _distinct_front(L: np.ndarray) -> np.ndarray:
+    """Indices of the rows of L that no row dominates and no other row equals."""
+    le = np.all(L[:, None, :] <= L[None, :, :], axis=2)
+    eq = le & le.T
+    np.fill_diagonal(eq, False)
+    return np.flatnonzero(~((le & ~le.T).any(axis=0) | eq.any(axis=0)))
 
 
 def _nondominated(L: np.ndarray) -> np.ndarray:
     """The distinct non-dominated rows of L (a dominated row or a repeat adds no volume)."""
-    L = np.unique(L, axis=0)
     if len(L) <= 1:
         return L
-    return L[~domination_matrix(L).any(axis=0)]
+    le = np.all(L[:, None, :] <= L[None, :, :], axis=2)
+    repeat = np.triu(le & le.T, 1).any(axis=0)  # equal to an earlier row
+    return L[~((le & ~le.T).any(axis=0) | repeat)]
 
 
 def _hv2d(L: np.ndarray, ref: np.ndarray) -> float:
@@ -190,6 +210,13 @@ def _hv2d(L: np.ndarray, ref: np.ndarray) -> float:
     x, y = L[order, 0], np.minimum.accumulate(L[order, 1])
     widths = np.diff(np.append(x, ref[0]))
     return float((widths * (ref[1] - y)).sum())
+
+
+def _hv3d(L: np.ndarray, ref: np.ndarray) -> float:
+    """3-D hypervolume by slicing along the third objective, a 2-D sweep per slab."""
+    L = L[np.argsort(L[:, 2], kind="stable")]
+    heights = np.diff(np.append(L[:, 2], ref[2]))
+    return float(sum(_hv2d(L[: i + 1, :2], ref) * h for i, h in enumerate(heights) if h > 0))
 
 
 def _wfg(L: np.ndarray, ref: np.ndarray) -> float:
@@ -201,6 +228,8 @@ def _wfg(L: np.ndarray, ref: np.ndarray) -> float:
         return float(ref[0] - L[:, 0].min())
     if m == 2:
         return _hv2d(L, ref)
+    if m == 3:
+        return _hv3d(L, ref)
     if n == 1:
         return float(np.prod(ref - L[0]))
     # sorting by the last objective, worst first, keeps the limit sets small

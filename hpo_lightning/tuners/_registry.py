@@ -12,6 +12,9 @@ from hpo_lightning.tuners._auto import AutoTuner
 from hpo_lightning.tuners._base import HyperparameterTuner, Modes, check_modes
 from hpo_lightning.tuners._cmaes import CMAESTuner
 from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._mogp import MOGPTuner
+from hpo_lightning.tuners._motpe import MOTPETuner
+from hpo_lightning.tuners._nsga2 import NSGA2Tuner
 from hpo_lightning.tuners._simple import GridSearchTuner, RandomSearchTuner, SobolTuner
 from hpo_lightning.tuners._tpe import TPETuner
 
@@ -25,9 +28,10 @@ _REGISTRY: dict[str, TunerBuilder] = {
     "gp": GPTuner,
     "cmaes": CMAESTuner,
     "auto": AutoTuner,
+    "nsga2": NSGA2Tuner,
 }
 #: the builders used instead for two or more objectives, where a name has its own class
-_MULTI: dict[str, TunerBuilder] = {}
+_MULTI: dict[str, TunerBuilder] = {"tpe": MOTPETuner, "gp": MOGPTuner}
 
 
 def register_tuner(

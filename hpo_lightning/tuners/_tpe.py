@@ -125,13 +125,10 @@ class TPETuner(HyperparameterTuner):
 
     def _suggest(self, rng: np.random.Generator) -> dict[str, Any] | None:
         n = self._n
-        r0, r1, loss = self._rank0[:n], self._rank1[:n], self._loss[:n]
-        n_usable = int((r0 < 2).sum())
+        n_usable = int((self._rank0[:n] < 2).sum())
         if n_usable < self.n_startup_trials:
             return self.space.decode(self._startup.point(self.n_known))
-        order = np.lexsort(
-            (loss, r1, r0)
-        )  # complete by loss, then pruned deeper-first, failed last
+        order = self._ranking(n)
         n_good = default_gamma(n_usable)
         good = self._X[order[:n_good]]
         rest = order[n_good:]  # the rest of the ranked ones and every failed trial
@@ -148,6 +145,12 @@ class TPETuner(HyperparameterTuner):
         cand = l_est.sample(rng, self.n_ei_candidates)
         score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
         return self.space.decode(cand[int(np.argmax(score))])
+
+    def _ranking(self, n: int) -> np.ndarray:
+        """The first n observations, best first: complete by loss, then pruned deeper-first,
+        failed last (the multi-objective TPE ranks by Pareto fronts instead)."""
+        r0, r1, loss = self._rank0[:n], self._rank1[:n], self._loss[:n]
+        return np.lexsort((loss, r1, r0))
 
     def _sample_tree(self, good: np.ndarray, bad: np.ndarray, rng: np.random.Generator) -> Any:
         """The best of the candidates drawn from l by l(x)/g(x), on a conditional space."""

@@ -319,3 +319,100 @@ def run_with(
         out.append(params)
         tuner.report_result(params, metric(i, params))
     return out
+
+
+# --- several objectives ---------------------------------------------------------------------------
+def objectives(params: Mapping[str, Any]) -> tuple[float, float]:
+    """Two conflicting deterministic objectives of any params dict."""
+    f = objective(params)
+    return f, 1.0 / (1.0 + f) + 0.1 * (sum(map(ord, repr(sorted(params.items())))) % 5)
+
+
+def run_mo(
+    tuner: HyperparameterTuner,
+    n: int,
+    fn: Callable[[Mapping[str, Any]], tuple[float, float]] = objectives,
+) -> list[dict[str, Any]]:
+    """Suggest and report n times with two objectives; return the suggestions."""
+    out = []
+    for i in range(n):
+        params = tuner.suggest()
+        assert params is not None
+        out.append(params)
+        tuner.report_result(params, fn(params), violation=0.5 if i % 4 == 3 else 0.0)
+    return out
+
+
+class MultiObjectiveTunerContract:
+    """The checks every tuner that accepts several objectives must pass, with two objectives.
+
+    Needs a ``tuner_factory`` fixture (as :class:`TunerContract`); the checks pass ``mode``.
+    """
+
+    MODES = ("min", "min")
+
+    def build(self, factory: TunerFactory, space: SearchSpace, **kw: Any) -> HyperparameterTuner:
+        kw.setdefault("mode", self.MODES)
+        return TunerContract.build(factory, space, **kw)
+
+    @pytest.mark.parametrize(
+        "space", [MIXED_SPACE, DISCRETE_SPACE, CONDITIONAL_SPACE], ids=["mixed", "discrete", "cond"]
+    )
+    def test_suggestions_stay_inside_the_space(
+        self, tuner_factory: TunerFactory, space: SearchSpace
+    ) -> None:
+        tuner = self.build(tuner_factory, space, seed=3)
+        assert tuner.n_objectives == 2
+        for params in run_mo(tuner, 40):
+            check_conditional_point(space, params)
+        assert len(tuner.pareto) >= 1
+
+    def test_same_seed_same_sequence_and_rebuilt_tuner_continues(
+        self, tuner_factory: TunerFactory
+    ) -> None:
+        a = self.build(tuner_factory, MIXED_SPACE, seed=11)
+        history = run_mo(a, 30)
+        assert run_mo(self.build(tuner_factory, MIXED_SPACE, seed=11), 30) == history
+        rebuilt = self.build(tuner_factory, MIXED_SPACE, seed=11)
+        for i, params in enumerate(history):
+            rebuilt.report_result(params, objectives(params), violation=0.5 if i % 4 == 3 else 0.0)
+        assert [a.suggest() for _ in range(3)] == [rebuilt.suggest() for _ in range(3)]
+
+    def test_max_modes_are_min_modes_of_the_negated_metrics(
+        self, tuner_factory: TunerFactory
+    ) -> None:
+        lo = run_mo(self.build(tuner_factory, MIXED_SPACE, seed=4), 25)
+        hi = run_mo(
+            self.build(tuner_factory, MIXED_SPACE, seed=4, mode=("max", "max")),
+            25,
+            lambda p: (-objectives(p)[0], -objectives(p)[1]),
+        )
+        assert lo == hi
+
+    def test_non_finite_objectives_fail_and_wrong_lengths_raise(
+        self, tuner_factory: TunerFactory
+    ) -> None:
+        tuner = self.build(tuner_factory, MIXED_SPACE, seed=0, max_trials=30)
+        run_mo(tuner, 24, lambda p: (math.nan, 1.0) if len(str(p)) % 3 == 0 else objectives(p))
+        failed = [o for o in tuner.observations if o.state is TrialState.FAILED]
+        assert all(o.losses == (math.inf, math.inf) for o in failed)
+        params = tuner.suggest()
+        assert params is not None and MIXED_SPACE.contains(params)
+        with pytest.raises(InvalidMetricError, match="2 objectives"):
+            tuner.report_result(params, [1.0, 2.0, 3.0])
+        assert len(tuner.observations) == 24 and tuner.pending == [params]
+
+    def test_only_failed_trials_still_suggest(self, tuner_factory: TunerFactory) -> None:
+        tuner = self.build(tuner_factory, MIXED_SPACE, seed=0)
+        run_mo(tuner, 20, lambda p: (math.nan, math.nan))
+        assert tuner.pareto == [] and MIXED_SPACE.contains(tuner.suggest() or {})
+
+    @pytest.mark.parametrize("warmup", [0, 25])
+    def test_pending_suggestions_are_never_identical(
+        self, tuner_factory: TunerFactory, warmup: int
+    ) -> None:
+        tuner = self.build(tuner_factory, CONTINUOUS_SPACE, seed=7)
+        run_mo(tuner, warmup)
+        in_flight = [tuner.suggest() for _ in range(8)]
+        keys = {tuple(sorted(p.items())) for p in in_flight if p is not None}
+        assert len(keys) == 8 and tuner.n_known == warmup + 8
