@@ -28,6 +28,8 @@ from hpo_lightning.events import (
 )
 from hpo_lightning.schedulers import (
     ASHAScheduler,
+    Decision,
+    EarlyStopper,
     HyperbandScheduler,
     MedianStoppingScheduler,
     Scheduler,
@@ -84,6 +86,8 @@ __all__ = [
     "CMAESTuner",
     "Categorical",
     "Conditional",
+    "Decision",
+    "EarlyStopper",
     "EpochEnd",
     "EpochStart",
     "ExperimentRecord",

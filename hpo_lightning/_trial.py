@@ -107,6 +107,20 @@ def check_int(
     return value
 
 
+def is_better(a: float, b: float, mode: Mode) -> bool:
+    """Whether value ``a`` beats ``b`` under ``mode``; NaN beats nothing and anything beats NaN.
+
+    Example:
+        >>> is_better(0.1, 0.2, "min"), is_better(0.1, 0.2, "max"), is_better(0.1, math.nan, "max")
+        (True, False, True)
+    """
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return a < b if mode == "min" else a > b
+
+
 def is_finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 

@@ -26,6 +26,7 @@ from hpo_lightning.exceptions import InvalidStorageError, UnknownNameError, User
 from hpo_lightning.schedulers import (
     ASHAScheduler,
     Decision,
+    EarlyStopper,
     LearningCurve,
     MedianStoppingScheduler,
 )
@@ -162,7 +163,8 @@ def test_each_finished_curve_is_built_once_for_the_scheduler(
     original = LearningCurve.of
 
     def counting(trial: int, values: Any) -> LearningCurve:
-        if values is not cb._curve:  # another trial's curve, not the running one's
+        assert cb.stopper is not None and cb.trial is not None
+        if values is not cb.stopper.curve(cb.trial):  # another trial's, not the running one's
             built.append(trial)
         return original(trial, values)
 
@@ -216,10 +218,12 @@ def test_a_scheduler_planned_for_other_max_epochs_is_named_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     scheduler = ASHAScheduler(**{**ASHA, "max_epochs": 3 * MAX_EPOCHS})
+    # a sweep: one callback per trial around the same early stopper (as a sweep's worker does)
+    stopper = EarlyStopper(scheduler, monitor="val_loss", mode="min")
     with caplog.at_level(logging.WARNING, logger="hpo_lightning"):
-        for _ in range(2):  # a sweep: one callback per trial around the same scheduler
+        for _ in range(2):
             tuner = GridSearchTuner({"quality": [0.5, 0.9]})
-            run_sweep(HPOCallback(tuner, monitor="val_loss", scheduler=scheduler), tuner)
+            run_sweep(HPOCallback(tuner, monitor="val_loss", scheduler=stopper), tuner)
     expected = f"plans for max_epochs={3 * MAX_EPOCHS} but the Trainer stops at max_epochs="
     assert caplog.text.count(expected) == 1  # once per scheduler, not once per fit
     assert f"give the scheduler max_epochs={MAX_EPOCHS}" in caplog.text

@@ -296,7 +296,7 @@ def test_a_lightning_sweep_of_accuracy_against_width(
         objective_args={"max_epochs": 2},
         n_trials=6,
         tuner="random",
-        seed=1,
+        seed=2,  # widths 4, 43, 37, 6, 10, 33: feasible (<= 29) and infeasible ones
         storage=db,
         progress="quiet",
     )

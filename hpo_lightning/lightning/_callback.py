@@ -5,10 +5,10 @@ suggestion); ``on_train_epoch_start`` -> EpochStart; ``on_train_epoch_end`` -> E
 ``trainer.callback_metrics``; ``on_fit_end`` -> TrainingFinish; ``on_exception`` ->
 TrainingFinish(FAILED). Only global rank 0 publishes, so one trial is written per fit.
 
-Early stopping: after each epoch's EpochEnd, global rank 0 asks the scheduler about the trial's
-learning curve against the other trials' curves (read from the tracker's store when there is
-one, otherwise the curves of the trials this callback ran), then broadcasts the decision so
-every rank stops after the same epoch. A stopped trial ends as PRUNED.
+Early stopping: after each epoch's EpochEnd, global rank 0 reports the monitored value to an
+:class:`~hpo_lightning.schedulers.EarlyStopper` (the framework-free bookkeeping around the
+scheduler), broadcasts its decision so every rank stops after the same epoch, and sets
+``trainer.should_stop``. A stopped trial ends as PRUNED.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hpo_lightning._objectives import Objectives, final_outcome
-from hpo_lightning._trial import FailureKind, Mode, Trial, TrialState, check_mode, to_metric
+from hpo_lightning._trial import (
+    FailureKind,
+    Mode,
+    Trial,
+    TrialState,
+    check_mode,
+    is_better,
+    to_metric,
+)
 from hpo_lightning.events import (
     EpochEnd,
     EpochStart,
@@ -33,11 +41,15 @@ from hpo_lightning.events import (
 from hpo_lightning.exceptions import InvalidMetricError, MetricNotFoundError, UserInputError
 from hpo_lightning.lightning._checkpointing import CheckpointHooks
 from hpo_lightning.lightning._compat import broadcast, callback_bases
-from hpo_lightning.schedulers import Decision, Exploit, LearningCurve, Scheduler, make_scheduler
+from hpo_lightning.schedulers import (
+    Decision,
+    EarlyStopper,
+    Exploit,
+    Scheduler,
+    make_scheduler,
+)
 
 log = logging.getLogger("hpo_lightning")
-# (id(scheduler), its max_epochs, the Trainer's) already warned about, see _check_scheduler_budget
-_BUDGET_WARNED: set[tuple[int, int, int]] = set()
 # what rank 0 tells every rank after an epoch
 _GO_ON, _PRUNE, _INTERRUPT, _EXPLOIT = 0, 1, 2, 3
 
@@ -57,6 +69,8 @@ def check_scheduler(scheduler: Any) -> Scheduler | None:
     """A scheduler from ``scheduler=``: None, a scheduler name, or an object with ``decide``."""
     if scheduler is None or isinstance(scheduler, Scheduler):
         return scheduler
+    if isinstance(scheduler, EarlyStopper):
+        return scheduler.scheduler
     if isinstance(scheduler, str):
         return make_scheduler(scheduler)
     if callable(getattr(scheduler, "decide", None)):
@@ -78,7 +92,7 @@ class _HPOCallbackImpl(CheckpointHooks):
         mode: Mode | Sequence[Mode] | None = None,
         tracker: Any = None,
         observers: Iterable[TrainingObserver] = (),
-        scheduler: Scheduler | str | None = None,
+        scheduler: Scheduler | EarlyStopper | str | None = None,
         trial: Trial | None = None,
         sweep: str = "default",
         stop: Any = None,
@@ -114,12 +128,7 @@ class _HPOCallbackImpl(CheckpointHooks):
         self.tuner = tuner
         self.tracker = tracker
         self.scheduler = check_scheduler(scheduler)
-        # curves of the trials run by this callback, by sweep and trial number (used when
-        # there is no store to read the sweep's curves from)
-        self._memory: dict[str, dict[int, dict[int, float]]] = {}
-        # other trials' curves as built for the scheduler, by trial number, with the mapping
-        # they were built from (see _as_curve)
-        self._curves_built: dict[int, tuple[Mapping[int, float], LearningCurve]] = {}
+        self.stopper = self._stopper(scheduler)
         self.sweep = sweep
         self._fixed_trial = trial
         self._stop = stop  # a sweep's StopToken: a stop request ends the fit at an epoch end
@@ -138,6 +147,21 @@ class _HPOCallbackImpl(CheckpointHooks):
         self._local_number = 0
         self._reset(None)
 
+    def _stopper(self, scheduler: Any) -> EarlyStopper | None:
+        """The early stopper: the one given (shared by a sweep's callbacks), or one of its own
+        around the scheduler (reading peer curves from the tracker's store, if any)."""
+        if isinstance(scheduler, EarlyStopper):
+            if (scheduler.monitor, scheduler.mode) != (self.monitor, self.mode):
+                raise UserInputError(
+                    f"the EarlyStopper watches {scheduler.monitor!r} ({scheduler.mode}) but the "
+                    f"callback monitors {self.monitor!r} ({self.mode}); make them the same"
+                )
+            return scheduler
+        if self.scheduler is None:
+            return None
+        storage = getattr(self.tracker, "storage", None)
+        return EarlyStopper(self.scheduler, monitor=self.monitor, mode=self.mode, storage=storage)
+
     def _reset(self, trial: Trial | None) -> None:
         self.trial = trial
         self.values: list[float] = []
@@ -148,7 +172,6 @@ class _HPOCallbackImpl(CheckpointHooks):
         self.interrupted = False
         self._finished = False
         self._seen_keys: set[str] = set()
-        self._curve: dict[int, float] = {}
         self._sweep_id: int | None = None
         self.exploit = None
 
@@ -192,38 +215,14 @@ class _HPOCallbackImpl(CheckpointHooks):
     # --- hooks -------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._reset(self._resolve_trial(trainer.is_global_zero))
-        self._check_scheduler_budget(trainer)
+        if self.stopper is not None and self.trial is not None:
+            self.stopper.start(self.trial)
+            if trainer.is_global_zero:
+                self.stopper.check_budget(getattr(trainer, "max_epochs", None))
         if self._stop is not None:
             self._stop.in_fit = True
         if self.checkpoints is not None and self.trial is not None:
             self._start_checkpoints(trainer, pl_module)
-
-    def _check_scheduler_budget(self, trainer: Any) -> None:
-        """Warn once per scheduler when an epoch-budget scheduler (ASHA, Hyperband) was given
-        another ``max_epochs`` than the Trainer's: its rungs (and Hyperband's brackets) are
-        laid out for a budget that no trial trains to. (A sweep makes one callback per trial
-        around one scheduler, hence the process-wide record.)"""
-        planned = getattr(self.scheduler, "max_epochs", None)
-        actual = getattr(trainer, "max_epochs", None)
-        if (
-            not trainer.is_global_zero
-            or not isinstance(planned, int)
-            or not isinstance(actual, int)
-            or actual < 1  # -1: no epoch limit
-            or planned == actual
-            or (id(self.scheduler), planned, actual) in _BUDGET_WARNED
-        ):
-            return
-        _BUDGET_WARNED.add((id(self.scheduler), planned, actual))
-        name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
-        log.warning(
-            "the %s scheduler plans for max_epochs=%d but the Trainer stops at max_epochs=%d: "
-            "give the scheduler max_epochs=%d so that its rungs fit the training",
-            name,
-            planned,
-            actual,
-            actual,
-        )
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or self.trial is None:
@@ -254,36 +253,36 @@ class _HPOCallbackImpl(CheckpointHooks):
             self.message = self._stop.message() if self._stop is not None else "interrupted"
             trainer.should_stop = True
         elif verdict == _PRUNE:
-            name = getattr(self.scheduler, "name", type(self.scheduler).__name__)
+            assert self.stopper is not None and value is not None
             self.state = TrialState.PRUNED
-            self.message = (
-                f"stopped by the {name} scheduler after epoch {epoch} ({self.monitor}={value:.6g})"
-            )
+            self.message = self.stopper.stop_message(epoch, value)
             trainer.should_stop = True
         elif verdict == _EXPLOIT:  # the worker continues the trial from the donor's weights
             trainer.should_stop = True
         if self._ckpt is not None and verdict not in (_PRUNE, _EXPLOIT):
             self._ckpt.after_epoch(trainer, self.trial, epoch, value)
 
-    def _record_value(self, epoch: int, value: float) -> None:
-        """Add the monitored value of ``epoch`` to the trial's curve and best value."""
+    def _record_value(self, epoch: int, value: float, *, restored: bool = False) -> None:
+        """Add the monitored value of ``epoch`` to the trial's values and best value
+        (``restored``: an epoch a resumed trial reported before, added to its curve too)."""
         assert self.trial is not None
         self.values.append(value)
-        self._curve[epoch] = value
-        self._memory.setdefault(self.trial.sweep, {})[self.trial.number] = self._curve
-        better = value < self.best if self.mode == "min" else value > self.best
-        if math.isfinite(value) and (math.isnan(self.best) or better):
+        if restored and self.stopper is not None:
+            self.stopper.restore(self.trial, epoch, value)
+        if math.isfinite(value) and is_better(value, self.best, self.mode):
             self.best = value
 
     def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
         """Go on, prune or interrupt: decided on global rank 0 and broadcast to every rank, so
         that all ranks stop after the same epoch."""
-        deciding = self.scheduler is not None and value is not None
-        if not deciding and self._stop is None:
+        stopper = self.stopper if value is not None else None
+        if stopper is None and self._stop is None:
             return _GO_ON
         verdict = _GO_ON
         if trainer.is_global_zero:
-            decision = self._decide(epoch) if deciding else Decision.CONTINUE
+            decision: Decision | Exploit = Decision.CONTINUE
+            if stopper is not None and self.trial is not None and value is not None:
+                decision = stopper.report(self.trial, epoch, value)
             if self._stop is not None and self._stop.requested:
                 verdict = _INTERRUPT
             elif decision is Decision.STOP:
@@ -291,51 +290,6 @@ class _HPOCallbackImpl(CheckpointHooks):
             elif isinstance(decision, Exploit) and self._can_exploit(trainer, decision):
                 self.exploit, verdict = decision, _EXPLOIT
         return int(broadcast(trainer, verdict))  # every rank must take part
-
-    def _decide(self, epoch: int) -> Decision | Exploit:
-        """The scheduler's decision for the current trial; CONTINUE (and a log) if it fails."""
-        assert self.trial is not None and self.scheduler is not None
-        try:
-            number = self.trial.number
-            curve = LearningCurve.of(number, self._curve)
-            others = [
-                self._as_curve(n, c) for n, c in self._other_curves().items() if n != number and c
-            ]
-            decision = self.scheduler.decide(curve, others, mode=self.mode)
-            return decision if isinstance(decision, Exploit) else Decision(decision)
-        except Exception as exc:  # a failing scheduler or store must not end the fit
-            log.warning(
-                "the scheduler could not decide at epoch %d, the trial goes on: %s: %s",
-                epoch,
-                type(exc).__name__,
-                exc,
-            )
-            return Decision.CONTINUE
-
-    def _as_curve(self, number: int, points: Mapping[int, float]) -> LearningCurve:
-        """``LearningCurve.of(number, points)``, built once per mapping object.
-
-        Both sources hand out a finished trial's curve as the same unchanging mapping at every
-        epoch (the store's per-process cache, this callback's memory) and a running trial's as
-        a new one, so the identity of the mapping says whether the curve can have changed;
-        rebuilding every curve at every epoch cost 39 ms per epoch at 2000 trials x 50 epochs.
-        """
-        hit = self._curves_built.get(number)
-        if hit is not None and hit[0] is points:
-            return hit[1]
-        curve = LearningCurve.of(number, points)
-        self._curves_built[number] = (points, curve)
-        return curve
-
-    def _other_curves(self) -> Mapping[int, Mapping[int, float]]:
-        """The sweep's curves of the monitored metric: from the store, else from memory."""
-        assert self.trial is not None
-        storage: Any = getattr(self.tracker, "storage", None)
-        if self.trial.id is not None and callable(getattr(storage, "get_curves", None)):
-            if self._sweep_id is None:
-                self._sweep_id = storage.get_sweep(self.trial.sweep).id
-            return storage.get_curves(self._sweep_id, self.monitor)
-        return self._memory.get(self.trial.sweep, {})
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._stop is not None:

@@ -36,7 +36,8 @@ class CheckpointHooks:
     _ckpt: Any
     _sweep_id: int | None
 
-    def _record_value(self, epoch: int, value: float) -> None:  # defined by the callback
+    def _record_value(self, epoch: int, value: float, *, restored: bool = False) -> None:
+        # defined by the callback
         raise NotImplementedError
 
     def _start_checkpoints(self, trainer: Any, pl_module: Any) -> None:
@@ -77,7 +78,7 @@ class CheckpointHooks:
         last = max((r.epoch for r in records), default=-1)
         for epoch, metrics in sorted(storage.get_metrics(self.trial.id).items()):
             if epoch <= last and self.monitor in metrics:
-                self._record_value(epoch, metrics[self.monitor])
+                self._record_value(epoch, metrics[self.monitor], restored=True)
         self.epochs = last + 1
 
     def _can_exploit(self, trainer: Any, step: Exploit) -> bool:

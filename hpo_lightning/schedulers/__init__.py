@@ -1,7 +1,8 @@
 """Schedulers: whether a running trial goes on (median stopping, ASHA, Hyperband, PBT).
 
-``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values; the Lightning
-callback applies its :class:`Decision`. This package imports only the standard library and numpy.
+``decide(curve, others, mode=...)`` is a pure query on reported per-epoch values;
+:class:`EarlyStopper` applies it to the epochs a training loop reports (the Lightning callback
+and ``trial.report_epoch`` use it). This package imports only the standard library and numpy.
 """
 
 from hpo_lightning.schedulers._asha import ASHAScheduler
@@ -12,6 +13,7 @@ from hpo_lightning.schedulers._base import (
     NoScheduler,
     Scheduler,
 )
+from hpo_lightning.schedulers._early_stopping import EarlyStopper
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
 from hpo_lightning.schedulers._pbt import PBTScheduler
@@ -20,6 +22,7 @@ from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
 __all__ = [
     "ASHAScheduler",
     "Decision",
+    "EarlyStopper",
     "Exploit",
     "HyperbandScheduler",
     "LearningCurve",

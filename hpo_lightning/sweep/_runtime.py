@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpo_lightning._objectives import Objectives, final_outcome
-from hpo_lightning._trial import FailureKind, Trial, TrialState, to_metric
-from hpo_lightning.events import EventBus, TrainingFinish
+from hpo_lightning._trial import FailureKind, Mode, Trial, TrialState, is_better, to_metric
+from hpo_lightning.events import EpochEnd, EventBus, TrainingFinish
 from hpo_lightning.exceptions import InvalidMetricError
+from hpo_lightning.schedulers import Decision, EarlyStopper
 from hpo_lightning.storage import Storage, TrialRecord
 
 
@@ -100,8 +101,24 @@ class TrialHandle:
         number: the trial's number in the sweep; params: the hyper-parameters to evaluate.
         callback: an HPOCallback bound to this trial -- pass it to your Trainer.
 
-    Use ``trial.report(value)`` instead of the callback when you evaluate without Lightning
-    (with several objectives or constraints: ``trial.report({"val_acc": 0.9, "size": 12})``).
+    Without Lightning, report each epoch's value with ``trial.report_epoch(epoch, value)``
+    (it is stored, and the sweep's scheduler may stop the trial) or only the final value with
+    ``trial.report(value)`` (with several objectives or constraints, a mapping of each metric:
+    ``trial.report({"val_acc": 0.9, "size": 12})``).
+
+    Example:
+        >>> import hpo_lightning as hl
+        >>> sweep = hl.Sweep(name="loop", objective=lambda p, cb: None,  # the loop is it
+        ...                  space={"lr": [0.2, 0.1, 0.9]}, tuner="grid", monitor="loss",
+        ...                  n_trials=3, storage=":memory:",
+        ...                  scheduler={"name": "median", "warmup_epochs": 1, "min_trials": 1})
+        >>> for trial in sweep:
+        ...     for epoch in range(5):
+        ...         loss = trial.params["lr"] / (epoch + 1)  # an epoch of your training
+        ...         if trial.report_epoch(epoch, loss) is hl.Decision.STOP:
+        ...             break
+        >>> [(t.state.value, t.epochs) for t in sweep.trials()]
+        [('complete', 5), ('complete', 5), ('pruned', 2)]
     """
 
     def __init__(
@@ -113,6 +130,8 @@ class TrialHandle:
         *,
         objectives: Objectives,
         mlflow_tracker: Any = None,
+        mode: Mode = "min",
+        stopper: EarlyStopper | None = None,
     ) -> None:
         self.sweep = sweep
         self.record = record
@@ -121,14 +140,59 @@ class TrialHandle:
         self.callback = callback
         self.trial = Trial(sweep=sweep, number=record.number, params=self.params, id=record.id)
         self.objectives = objectives
-        self.monitor = objectives.names[0]
+        self.monitor = objectives.scheduler_metric  # what report_epoch reports
         self.mlflow_tracker = mlflow_tracker
+        self.mode = mode
+        self.stopper = stopper
         self._bus = bus
         self._done = False
+        self._values: list[float] = []  # the values report_epoch was given
+        self._epochs = 0
+        if stopper is not None:
+            stopper.start(self.trial)
 
     @property
     def finished(self) -> bool:
         return self._done or bool(getattr(self.callback, "finished", False))
+
+    @property
+    def epochs_reported(self) -> int:
+        """How many epochs ``report_epoch`` was told of."""
+        return len(self._values)
+
+    def report_epoch(self, epoch: int, value: Any) -> Decision:
+        """Record the monitored ``value`` after ``epoch`` (0-based) and say whether to go on.
+
+        The value is stored as the trial's metric of that epoch. With a scheduler, STOP means
+        it stopped the trial: the trial is stored PRUNED with this value (FAILED when the value
+        is NaN/inf) and the loop should leave the trial; later reports are ignored. A trial
+        the loop leaves after its epochs is COMPLETE with its best value.
+        """
+        v = to_metric(value, self.monitor)
+        if self.finished:
+            return Decision.STOP
+        self._values.append(v)
+        self._epochs = max(self._epochs, epoch + 1)
+        self._bus.publish(EpochEnd(self.trial, epoch=epoch, metrics={self.monitor: v}, value=v))
+        if self.stopper is None or self.stopper.report(self.trial, epoch, v) is not Decision.STOP:
+            return Decision.CONTINUE  # (a PBT step needs checkpoints: the trial goes on)
+        if math.isfinite(v):
+            self.finish(TrialState.PRUNED, v, self.stopper.stop_message(epoch, v))
+        else:
+            self._diverged(v)
+        return Decision.STOP
+
+    def complete(self) -> None:
+        """Finish the trial from its reported epochs: COMPLETE with the best value, FAILED
+        when the last one is NaN/inf."""
+        if not self._values or not math.isfinite(self._values[-1]):
+            self._diverged(self._values[-1] if self._values else math.nan)
+            return
+        best = self._values[0]
+        for v in self._values[1:]:
+            if math.isfinite(v) and is_better(v, best, self.mode):
+                best = v
+        self.finish(TrialState.COMPLETE, best)
 
     def report(self, value: Any) -> None:
         """Finish the trial with ``value`` (NaN/inf -> FAILED): a number, or a mapping of
@@ -140,12 +204,15 @@ class TrialHandle:
         if math.isfinite(v):
             self.finish(TrialState.COMPLETE, v)
         else:
-            self.finish(
-                TrialState.FAILED,
-                math.nan,
-                f"'{self.monitor}' was {v} (diverged)",
-                failure=FailureKind.DIVERGED,
-            )
+            self._diverged(v)
+
+    def _diverged(self, value: float) -> None:
+        self.finish(
+            TrialState.FAILED,
+            math.nan,
+            f"'{self.monitor}' was {value} (diverged)",
+            failure=FailureKind.DIVERGED,
+        )
 
     def _report_metrics(self, value: Any) -> None:
         if not isinstance(value, Mapping):
@@ -184,7 +251,7 @@ class TrialHandle:
                 best_metric=value,
                 best_params=self.params,
                 state=state,
-                epochs=getattr(self.callback, "epochs", 0) or 0,
+                epochs=max(self._epochs, getattr(self.callback, "epochs", 0) or 0),
                 message=message,
                 failure=failure,
                 objective_values=objective_values,

@@ -26,6 +26,7 @@ from typing import Any
 from hpo_lightning._trial import FailureKind, Trial, TrialState
 from hpo_lightning.events import EventBus
 from hpo_lightning.exceptions import UserInputError
+from hpo_lightning.schedulers import EarlyStopper
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
@@ -88,6 +89,8 @@ class Worker(CheckpointingWorker):
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
         self.mlflow_tracker: Any = None
+        self.scheduler: Any = None
+        self._stopper: EarlyStopper | None = None
         self._started = time.monotonic()
 
     # --- set-up -------------------------------------------------------------------------
@@ -218,6 +221,21 @@ class Worker(CheckpointingWorker):
             time.sleep(0.05)
 
     # --- running trials ---------------------------------------------------------------------
+    def early_stopper(self) -> EarlyStopper | None:
+        """The scheduler applied to this process's trials (one for all of them; None without
+        a scheduler): it reads the other trials' curves from the store."""
+        if self.scheduler is None:
+            return None
+        if self._stopper is None or self._stopper.scheduler is not self.scheduler:
+            cfg = self.config
+            self._stopper = EarlyStopper(
+                self.scheduler,
+                monitor=cfg.epoch_monitor,  # several objectives: the scheduler's one
+                mode=cfg.epoch_mode,
+                storage=self.storage,
+            )
+        return self._stopper
+
     def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
         """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
         from hpo_lightning.lightning import HPOCallback
@@ -230,7 +248,7 @@ class Worker(CheckpointingWorker):
             scheduler_objective=self.config.scheduler_objective,
             tracker=None if joined else self._store_tracker,
             observers=() if joined else self._observers,
-            scheduler=self.scheduler,
+            scheduler=self.early_stopper(),
             trial=trial,
             sweep=self.config.name,
             stop=self.stop_token,
@@ -250,11 +268,16 @@ class Worker(CheckpointingWorker):
             self._bus,
             objectives=self.config.objectives(),
             mlflow_tracker=self.mlflow_tracker,
+            mode=self.config.epoch_mode,
+            stopper=self.early_stopper(),
         )
 
     def finish_handle(self, handle: TrialHandle, returned: Any) -> None:
         """Record what the objective returned, unless the callback recorded the trial."""
         if handle.finished:  # the callback recorded it (interrupted trials included)
+            return
+        if returned is None and handle.epochs_reported:  # a plain loop's report_epoch calls
+            handle.complete()
             return
         if (
             (isinstance(returned, (int, float)) and not isinstance(returned, bool))
