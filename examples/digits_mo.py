@@ -2,7 +2,7 @@
 
 ``train`` logs ``val_acc`` and ``params_k`` (thousands of weights) at every validation and
 ``latency_ms`` (measured milliseconds per 256-image batch on this machine) at the last one.
-``digits_mo_sweep.yaml`` maximises val_acc, minimises params_k and keeps latency_ms <= 2 as a
+``digits_mo_sweep.yaml`` maximises val_acc, minimises params_k and keeps latency_ms <= 0.1 as a
 constraint: hpo-lightning sweep examples/digits_mo_sweep.yaml, then hpo-lightning best
 examples/digits_mo_sweep.yaml prints the Pareto front.
 """

@@ -262,13 +262,13 @@ def test_two_parallel_workers_keep_the_front_exact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     f = tmp_path / "mo.yaml"
-    f.write_text(MO_SWEEP.format(name="par", n_trials=12) + "objective_args: {delay: 0.4}\n")
+    f.write_text(MO_SWEEP.format(name="par", n_trials=8) + "objective_args: {delay: 0.3}\n")
     assert main(["sweep", str(f), "--quiet", "--n-workers", "2"]) == 0
     capsys.readouterr()
     store = open_storage(tmp_path / "hpo_lightning.db")
     trials = store.get_trials(store.get_sweep("par").id)
     store.close()
-    assert sorted(t.number for t in trials) == list(range(12))
+    assert sorted(t.number for t in trials) == list(range(8))
     assert len({t.worker for t in trials}) == 2
     feasible, infeasible = brute_force_front(trials, ["min", "min"])
     lines = _best_lines([str(f)], capsys)
@@ -351,7 +351,7 @@ def test_mlflow_tags_the_front_and_writes_the_objective_columns(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     f = tmp_path / "mo.yaml"
     f.write_text(
-        MO_SWEEP.format(name="tagged", n_trials=6)
+        MO_SWEEP.format(name="tagged", n_trials=4)
         + f"mlflow: {{tracking_uri: '{uri}', experiment: exp}}\n"
     )
     _run_file(f)
@@ -364,7 +364,7 @@ def test_mlflow_tags_the_front_and_writes_the_objective_columns(
         for r in children
         if r.data.tags.get("pareto_front") == "true"
     }
-    assert len(children) == 6 and tagged == front
+    assert len(children) == 4 and tagged == front
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     csv_path = client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))
     header = Path(csv_path).read_text().splitlines()[0].split(",")

@@ -220,7 +220,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         else "no complete trial"
     )
     if sweep.config.objectives().multi:
-        best_text = f"the Pareto front: hpo-lightning best {args.file}"
+        best_text = f"the Pareto front: hpo-lightning best {result.name} --storage {where}"
     print(
         f"sweep '{result.name}' {result.stopped}: {result.n_complete} complete, "
         f"{result.n_pruned} pruned, {result.n_failed} failed; {best_text}; store: {where}"

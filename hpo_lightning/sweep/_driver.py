@@ -198,6 +198,7 @@ class Sweep:
             self.config.objectives().names[0],
             self.config.primary_mode,
             style=progress,
+            objectives=self.config.objectives().names,
         )
         token = StopToken()
         launcher = make_launcher(self.config.launcher)
