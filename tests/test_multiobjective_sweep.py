@@ -369,3 +369,28 @@ def test_mlflow_tags_the_front_and_writes_the_objective_columns(
     csv_path = client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))
     header = Path(csv_path).read_text().splitlines()[0].split(",")
     assert {"f1", "f2", "pareto", "violation", "param_x"} <= set(header)
+
+
+def test_three_objectives_get_a_front_scatter_and_parallel_coordinates(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from hpo_lightning._objectives import Objectives
+    from hpo_lightning.plots import plot_trials
+
+    objectives = Objectives.of(["a", "b", "c"], ["min", "max", "min"], constraints={"c": "<= 2"})
+    trials = [
+        TrialRecord(
+            i,
+            1,
+            i,
+            TrialState.COMPLETE,
+            {"x": i / 10},
+            value=float(i % 4),
+            objective_values=(float(i % 4), float(i % 3), float(i % 5)),
+            violation=max(float(i % 5) - 2, 0.0),
+        )
+        for i in range(10)
+    ]
+    paths = plot_trials(trials, "min", tmp_path, sweep="three", objectives=objectives)
+    names = {p.name for p in paths}
+    assert {"pareto_front.png", "pareto_objectives.png"} <= names
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -53,7 +53,11 @@ def objective_columns(objectives: Objectives | None) -> list[str]:
     """The extra columns of a multi-objective sweep (none for a single objective)."""
     if objectives is None or not objectives.multi:
         return []
-    names = [n if n not in COLUMNS else f"objective_{n}" for n in objectives.names]
+    reserved = {*COLUMNS, "pareto", "violation"}
+    names = [
+        f"objective_{n}" if n in reserved or n.startswith(PARAM_PREFIX) else n
+        for n in objectives.names
+    ]
     return [*names, "pareto"] + (["violation"] if objectives.constraints else [])
 
 
