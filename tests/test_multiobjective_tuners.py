@@ -156,3 +156,9 @@ def test_model_based_tuners_beat_random_on_zdt1(name: str) -> None:
     seeds = [0, 1, 2]
     wins = sum(zdt1_hypervolume(name, s) > zdt1_hypervolume("random", s) + 0.3 for s in seeds)
     assert wins >= 2, f"{name} beat random search by > 0.3 on {wins} of {len(seeds)} seeds"
+
+
+def test_nsga2_beats_random_on_zdt1_at_a_larger_budget() -> None:
+    seeds = [0, 1, 2]
+    gaps = [zdt1_hypervolume("nsga2", s, 200) - zdt1_hypervolume("random", s, 200) for s in seeds]
+    assert sum(g > 0.3 for g in gaps) >= 2, gaps

@@ -198,3 +198,12 @@ def test_contributions_match_removing_each_point(m: int, n: int, seed: int) -> N
     total = hypervolume(L, ref)
     brute = [total - hypervolume(np.delete(L, i, axis=0), ref) for i in range(n)]
     assert hypervolume_contributions(L, ref) == pytest.approx(brute, abs=1e-12)
+
+
+@FAST
+@given(points(2), st.integers(1, 12))
+def test_a_limited_sort_returns_the_first_fronts(L: np.ndarray, limit: int) -> None:
+    full = non_dominated_sort(L)
+    part = non_dominated_sort(L, limit=limit)
+    assert [f.tolist() for f in part] == [f.tolist() for f in full[: len(part)]]
+    assert sum(map(len, part)) >= min(limit, len(L)) > sum(map(len, part[:-1]))

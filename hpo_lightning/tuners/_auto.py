@@ -82,6 +82,9 @@ def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
 class AutoTuner(HyperparameterTuner):
     """Chooses GP, TPE or CMA-ES for the space and budget (see :func:`choose_tuner`).
 
+    With several objectives (``mode`` a list) it chooses the multi-objective GP, TPE or
+    NSGA-II instead (``_mo_choice.choose_multiobjective_tuner``).
+
     Every call is passed to the chosen tuner, exposed as ``tuner``; ``chosen`` is its name, and
     the choice is logged on the ``hpo_lightning`` logger at INFO level.
 

@@ -54,15 +54,18 @@ def spread_order(losses: np.ndarray) -> np.ndarray:
 
 
 def pareto_ranking(losses: np.ndarray, violation: np.ndarray, n_first: int) -> np.ndarray:
-    """Indices best first: front by front; the front that straddles ``n_first`` by spread."""
+    """Every index, the best ``n_first`` first: front by front, the front that straddles
+    ``n_first`` by spread; the points after the best ones in index order."""
     out: list[np.ndarray] = []
     taken = 0
-    for front in non_dominated_sort(losses, violation):
+    for front in non_dominated_sort(losses, violation, limit=n_first):
         if taken < n_first < taken + len(front):
             front = front[spread_order(losses[front])]
         out.append(front)
         taken += len(front)
-    return np.concatenate(out) if out else np.zeros(0, dtype=int)
+    ranked = np.concatenate(out) if out else np.zeros(0, dtype=int)
+    rest = np.setdiff1d(np.arange(len(losses)), ranked)
+    return np.concatenate([ranked, rest]).astype(int)
 
 
 class MOTPETuner(TPETuner):

@@ -42,7 +42,7 @@ def elite(losses: np.ndarray, violation: np.ndarray, size: int) -> tuple[np.ndar
     """Indices of the ``size`` best points and their tournament key (rank, -crowding), rows."""
     chosen: list[np.ndarray] = []
     keys: list[np.ndarray] = []
-    for rank, front in enumerate(non_dominated_sort(losses, violation)):
+    for rank, front in enumerate(non_dominated_sort(losses, violation, limit=size)):
         crowd = crowding_distance(losses[front])
         left = size - sum(len(c) for c in chosen)
         if len(front) > left:

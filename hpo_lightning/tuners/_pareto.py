@@ -93,12 +93,20 @@ def dominates(a: Any, b: Any) -> bool:
     return bool(np.all(x <= y) and np.any(x < y))
 
 
+def _weakly_dominates(L: np.ndarray) -> np.ndarray:
+    """``W[i, j]``: row i is no worse than row j in every objective (one pass per objective:
+    much faster than an (n, n, m) broadcast)."""
+    W = np.ones((len(L), len(L)), dtype=bool)
+    for k in range(L.shape[1]):
+        W &= L[:, None, k] <= L[None, :, k]
+    return W
+
+
 def domination_matrix(losses: Any, violation: Any = None) -> np.ndarray:
     """``D[i, j]`` is True when point i dominates point j (constrained when violation given)."""
     L = _as_losses(losses)
-    le = np.all(L[:, None, :] <= L[None, :, :], axis=2)
-    lt = np.any(L[:, None, :] < L[None, :, :], axis=2)
-    D = le & lt
+    le = _weakly_dominates(L)
+    D = le & ~le.T  # no worse everywhere, and the other is not: strictly better somewhere
     v = _as_violation(violation, len(L))
     if v is not None:
         feas = v == 0
@@ -109,14 +117,20 @@ def domination_matrix(losses: Any, violation: Any = None) -> np.ndarray:
     return D
 
 
-def non_dominated_sort(losses: Any, violation: Any = None) -> list[np.ndarray]:
-    """The fronts, best first: arrays of point indices (ascending), covering every point."""
+def non_dominated_sort(
+    losses: Any, violation: Any = None, *, limit: int | None = None
+) -> list[np.ndarray]:
+    """The fronts, best first: arrays of point indices (ascending), covering every point.
+
+    ``limit``: stop once the fronts found hold at least that many points (the rest are in no
+    returned front); NSGA-II and TPE need only the best few.
+    """
     D = domination_matrix(losses, violation)
     n = D.shape[0]
     count = D.sum(axis=0)  # how many points dominate each point
     remaining = np.ones(n, dtype=bool)
     fronts: list[np.ndarray] = []
-    while remaining.any():
+    while remaining.any() and (limit is None or n - int(remaining.sum()) < limit):
         front = np.flatnonzero(remaining & (count == 0))
         fronts.append(front)
         remaining[front] = False
@@ -189,7 +203,7 @@ def hypervolume_contributions(losses: Any, reference: Any) -> np.ndarray:
 
 def _distinct_front(L: np.ndarray) -> np.ndarray:
     """Indices of the rows of L that no row dominates and no other row equals."""
-    le = np.all(L[:, None, :] <= L[None, :, :], axis=2)
+    le = _weakly_dominates(L)
     eq = le & le.T
     np.fill_diagonal(eq, False)
     return np.flatnonzero(~((le & ~le.T).any(axis=0) | eq.any(axis=0)))
@@ -199,7 +213,7 @@ def _nondominated(L: np.ndarray) -> np.ndarray:
     """The distinct non-dominated rows of L (a dominated row or a repeat adds no volume)."""
     if len(L) <= 1:
         return L
-    le = np.all(L[:, None, :] <= L[None, :, :], axis=2)
+    le = _weakly_dominates(L)
     repeat = np.triu(le & le.T, 1).any(axis=0)  # equal to an earlier row
     return L[~((le & ~le.T).any(axis=0) | repeat)]
 
