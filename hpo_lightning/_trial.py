@@ -107,16 +107,19 @@ def check_int(
     return value
 
 
-def is_better(a: float, b: float, mode: Mode) -> bool:
-    """Whether value ``a`` beats ``b`` under ``mode``; NaN beats nothing and anything beats NaN.
+def is_better(a: float | None, b: float | None, mode: Mode) -> bool:
+    """Whether value ``a`` beats ``b`` under ``mode`` (the one comparison of results).
+
+    A value that is None, NaN or infinite beats nothing (a diverged or missing result never
+    becomes the best), and any finite value beats one of those.
 
     Example:
-        >>> is_better(0.1, 0.2, "min"), is_better(0.1, 0.2, "max"), is_better(0.1, math.nan, "max")
+        >>> is_better(0.1, 0.2, "min"), is_better(0.1, 0.2, "max"), is_better(0.1, None, "max")
         (True, False, True)
     """
-    if math.isnan(a):
+    if a is None or not math.isfinite(a):
         return False
-    if math.isnan(b):
+    if b is None or not math.isfinite(b):
         return True
     return a < b if mode == "min" else a > b
 

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from contract.tuner_contract import CONDITIONAL_SPACE, check_conditional_point
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpo_lightning import Categorical, Conditional, Float, Int, SearchSpace, make_tuner, tuner_names
 from hpo_lightning.exceptions import InvalidSpaceError
+from hpo_lightning.testing._tuner_contract import CONDITIONAL_SPACE, check_conditional_point
 from hpo_lightning.tuners import choose_tuner
 
 TESTS = Path(__file__).parent

@@ -172,3 +172,11 @@ def test_a_callback_refuses_a_stopper_for_another_metric() -> None:
     with pytest.raises(UserInputError, match="EarlyStopper watches 'val_loss'"):
         hl.HPOCallback(None, monitor="val_acc", mode="max", scheduler=stopper)
     assert hl.HPOCallback(None, monitor="val_loss", scheduler=stopper).stopper is stopper
+
+
+def test_the_callback_names_a_wrong_tracker_or_tuner() -> None:
+    pytest.importorskip("pytorch_lightning")
+    with pytest.raises(UserInputError, match=r"`tracker` must be a Tracker .*observers="):
+        hl.HPOCallback(None, monitor="loss", tracker=object())  # type: ignore[arg-type]
+    with pytest.raises(UserInputError, match="`tuner` must be a HyperparameterTuner"):
+        hl.HPOCallback("tpe", monitor="loss")  # type: ignore[arg-type]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from contract.launcher_contract import LauncherContract
 
 from hpo_lightning.launchers import Launcher, LocalLauncher
+from hpo_lightning.testing import LauncherContract
 
 pytestmark = pytest.mark.slow
 

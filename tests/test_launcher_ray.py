@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from _ray import local_ray
-from contract.launcher_contract import LauncherContract
 
 from hpo_lightning import TrialState
 from hpo_lightning.exceptions import ConfigError
@@ -23,6 +22,7 @@ from hpo_lightning.launchers import Launcher
 from hpo_lightning.launchers._ray import RayLauncher
 from hpo_lightning.storage import TrialRecord, open_storage
 from hpo_lightning.sweep import StopReason, Sweep
+from hpo_lightning.testing import LauncherContract
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).parent
@@ -134,9 +134,8 @@ def test_resources_no_node_has_are_refused_before_anything_is_written(
 
 
 def test_the_served_ray_store_passes_the_single_process_contract(ray: Any, tmp_path: Path) -> None:
-    from contract.storage_contract import DEFINITION
-
     from hpo_lightning.storage._served._ray import start_store_actor
+    from hpo_lightning.testing._storage_contract import DEFINITION
 
     url, actor = start_store_actor(str(tmp_path / "actor.db"), lease_s=5)
     try:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from _slurm import LocalSlurm, local_slurm
-from contract.launcher_contract import LauncherContract
 
 from hpo_lightning import TrialState
 from hpo_lightning.exceptions import ConfigError
@@ -22,6 +21,7 @@ from hpo_lightning.launchers import Launcher
 from hpo_lightning.launchers._slurm import SlurmLauncher, parse_minutes
 from hpo_lightning.storage import open_storage
 from hpo_lightning.sweep import StopReason, Sweep
+from hpo_lightning.testing import LauncherContract
 
 TESTS = Path(__file__).parent
 

@@ -26,6 +26,7 @@ from hpo_lightning.events import EpochEnd, EpochStart, EventBus, TrainingFinish
 from hpo_lightning.exceptions import MissingDependencyError
 from hpo_lightning.plots import param_importance
 from hpo_lightning.storage import Storage, TrialRecord, open_storage
+from hpo_lightning.testing import TrackerContract
 
 mlflow = pytest.importorskip("mlflow")
 from _mlflow_server import MlflowServer  # noqa: E402
@@ -433,3 +434,13 @@ def test_importance_ranks_the_param_that_drives_the_value() -> None:
     scores = param_importance(trials)
     assert list(scores) == ["x", "z"]
     assert scores["x"] > 0.7 and scores["z"] < 0.15
+
+
+class TestMLflowTrackerContract(TrackerContract):
+    """MLflowTracker against the tracker contract suite (hpo_lightning.testing)."""
+
+    @pytest.fixture
+    def tracker(self, tracking_uri: str, store: Storage) -> Iterator[MLflowTracker]:
+        t = MLflowTracker(tracking_uri, "contract", storage=store)
+        yield t
+        t.close()

@@ -15,11 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from _pg import admin, fresh_database, fresh_schema, terminate
-from contract.storage_contract import DEFINITION, StorageContract, _claim_until, run_workers
 
 from hpo_lightning._trial import TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
 from hpo_lightning.storage import open_storage
+from hpo_lightning.testing import StorageContract
+from hpo_lightning.testing._storage_contract import DEFINITION, _claim_until, run_workers
 
 if TYPE_CHECKING:
     from hpo_lightning.storage._postgres import PostgresStorage

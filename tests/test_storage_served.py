@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract.storage_contract import DEFINITION, StorageContract
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
 from hpo_lightning.storage import TOKEN_ENV, ServedStorage, StoreServer, open_storage
+from hpo_lightning.testing import StorageContract
+from hpo_lightning.testing._storage_contract import DEFINITION
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from contract.storage_contract import StorageContract
 
 from hpo_lightning.storage import SQLiteStorage, open_storage
+from hpo_lightning.testing import StorageContract
 
 
 class TestSQLiteStorage(StorageContract):

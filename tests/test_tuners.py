@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from contract.tuner_contract import TunerContract
 
 from hpo_lightning import (
     Categorical,
@@ -25,6 +24,7 @@ from hpo_lightning import (
     tuner_names,
 )
 from hpo_lightning.exceptions import InvalidSpaceError, UnknownNameError, UserInputError
+from hpo_lightning.testing import TunerContract
 
 
 @pytest.fixture(params=tuner_names())

@@ -48,6 +48,8 @@ from hpo_lightning.schedulers import (
     Scheduler,
     make_scheduler,
 )
+from hpo_lightning.tracking import Tracker
+from hpo_lightning.tuners import HyperparameterTuner
 
 log = logging.getLogger("hpo_lightning")
 # what rank 0 tells every rank after an epoch
@@ -63,6 +65,13 @@ def scalar_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
         except InvalidMetricError:
             continue
     return out
+
+
+def _check_kind(name: str, value: Any, kind: type, hint: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise UserInputError(
+            f"`{name}` must be a {kind.__name__} ({hint}) or None, but got {value!r}"
+        )
 
 
 def check_scheduler(scheduler: Any) -> Scheduler | None:
@@ -86,11 +95,11 @@ class _HPOCallbackImpl(CheckpointHooks):
 
     def __init__(
         self,
-        tuner: Any = None,
+        tuner: HyperparameterTuner | None = None,
         *,
         monitor: str | Sequence[str],
         mode: Mode | Sequence[Mode] | None = None,
-        tracker: Any = None,
+        tracker: Tracker | None = None,
         observers: Iterable[TrainingObserver] = (),
         scheduler: Scheduler | EarlyStopper | str | None = None,
         trial: Trial | None = None,
@@ -102,6 +111,10 @@ class _HPOCallbackImpl(CheckpointHooks):
         constraints: Mapping[str, str] | None = None,
         scheduler_objective: str | None = None,
     ) -> None:
+        _check_kind("tuner", tuner, HyperparameterTuner, "a tuner from make_tuner")
+        _check_kind(
+            "tracker", tracker, Tracker, "e.g. ExperimentTracker; other observers go in observers="
+        )
         if mode is None:
             mode = getattr(tuner, "modes", None) or getattr(tuner, "mode", "min")
         # several objectives (or constraints): each is read at the end of fit; per epoch the
@@ -159,7 +172,7 @@ class _HPOCallbackImpl(CheckpointHooks):
             return scheduler
         if self.scheduler is None:
             return None
-        storage = getattr(self.tracker, "storage", None)
+        storage = self.tracker.storage if self.tracker is not None else None
         return EarlyStopper(self.scheduler, monitor=self.monitor, mode=self.mode, storage=storage)
 
     def _reset(self, trial: Trial | None) -> None:
@@ -204,9 +217,8 @@ class _HPOCallbackImpl(CheckpointHooks):
                 "model from its params before trainer.fit()"
             )
         params = pending[-1]
-        start = getattr(self.tracker, "start_trial", None)
-        if callable(start) and is_zero:
-            trial = start(params, mode=self.mode, tuner=self.tuner.name)
+        if self.tracker is not None and is_zero:
+            trial = self.tracker.start_trial(params, mode=self.mode, tuner=self.tuner.name)
             if trial is not None:
                 return trial
         self._local_number += 1
@@ -269,7 +281,7 @@ class _HPOCallbackImpl(CheckpointHooks):
         self.values.append(value)
         if restored and self.stopper is not None:
             self.stopper.restore(self.trial, epoch, value)
-        if math.isfinite(value) and is_better(value, self.best, self.mode):
+        if is_better(value, self.best, self.mode):
             self.best = value
 
     def _verdict(self, trainer: Any, epoch: int, value: float | None) -> int:
@@ -429,7 +441,10 @@ class HPOCallback(_HPOCallbackImpl, *callback_bases()):  # type: ignore[misc]
             misses a bound is kept with its violation (see docs/multiobjective.md).
         scheduler_objective: with several objectives, the one the scheduler follows per
             epoch (default: the first).
-        tracker: an ExperimentTracker (or other Tracker) that records the trials.
+        tracker: the Tracker that records the trials (an ExperimentTracker, or your own
+            subclass): it receives every event, and the callback uses its ``start_trial`` (to
+            number trials driven by ``tuner``) and its ``storage`` (the other trials' curves
+            for ``scheduler``), both declared on :class:`~hpo_lightning.tracking.Tracker`.
         observers: more observers of the events.
         scheduler: an early-stopping scheduler or its name (see ``make_scheduler``); it stops
             bad trials with ``trainer.should_stop`` and they end as PRUNED.

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpo_lightning._trial import Mode, TrialState, check_int
+from hpo_lightning._trial import Mode, TrialState, check_int, is_better
 from hpo_lightning.exceptions import ConfigError
 
 log = logging.getLogger("hpo_lightning")
@@ -132,20 +131,11 @@ def _remove_empty(folder: str) -> None:
         os.rmdir(folder)  # only succeeds when empty
 
 
-def _better(a: float | None, b: float | None, mode: Mode) -> bool:
-    """Whether value ``a`` beats ``b`` (None and NaN rank last)."""
-    if a is None or math.isnan(a):
-        return False
-    if b is None or math.isnan(b):
-        return True
-    return a < b if mode == "min" else a > b
-
-
 def best_epoch(records: Sequence[Any], mode: Mode) -> Any:
     """The checkpoint record with the best value (the latest one when none has a value)."""
     best = records[-1]
     for rec in records:
-        if _better(rec.value, best.value, mode) or (best.value is None and rec.value is not None):
+        if is_better(rec.value, best.value, mode) or (best.value is None and rec.value is not None):
             best = rec
     return best
 
@@ -196,7 +186,7 @@ def _best_trial(trials: Any, ckpts: Mapping[int, Any], mode: Mode) -> int | None
         if (
             t.state is TrialState.COMPLETE
             and t.number in ckpts
-            and _better(t.value, None if best is None else best.value, mode)
+            and is_better(t.value, None if best is None else best.value, mode)
         ):
             best = t
     return None if best is None else int(best.number)

@@ -10,24 +10,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hpo_lightning._trial import TrialState
+from hpo_lightning._trial import Mode, TrialState, is_better
 from hpo_lightning.storage import TrialRecord
 
 
-def summarize(trials: Sequence[TrialRecord], mode: str) -> dict[str, Any]:
+def summarize(trials: Sequence[TrialRecord], mode: Mode) -> dict[str, Any]:
     """Counts per state and the best complete trial."""
     counts = {s: 0 for s in TrialState}
     best: TrialRecord | None = None
     for t in trials:
         counts[t.state] += 1
-        if (
-            t.state is TrialState.COMPLETE
-            and t.value is not None
-            and (
-                best is None
-                or best.value is None
-                or (t.value < best.value if mode == "min" else t.value > best.value)
-            )
+        if t.state is TrialState.COMPLETE and is_better(
+            t.value, None if best is None else best.value, mode
         ):
             best = t
     return {
@@ -60,7 +54,7 @@ class ProgressDisplay:
         name: str,
         total: int,
         monitor: str,
-        mode: str,
+        mode: Mode,
         style: str = "auto",
         *,
         objectives: Sequence[str] = (),

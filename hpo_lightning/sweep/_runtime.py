@@ -190,7 +190,7 @@ class TrialHandle:
             return
         best = self._values[0]
         for v in self._values[1:]:
-            if math.isfinite(v) and is_better(v, best, self.mode):
+            if is_better(v, best, self.mode):
                 best = v
         self.finish(TrialState.COMPLETE, best)
 

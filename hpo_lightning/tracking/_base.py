@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._trial import Mode, Trial
 from hpo_lightning.events import TrainingEvent
+
+if TYPE_CHECKING:
+    from hpo_lightning.storage import Storage
 
 
 class Tracker(ABC):
@@ -23,7 +26,7 @@ class Tracker(ABC):
     from for early stopping; None: the callback uses the curves of the trials it ran).
     """
 
-    storage: Any = None
+    storage: Storage | None = None
 
     @abstractmethod
     def on_event(self, event: TrainingEvent) -> None: ...

@@ -46,6 +46,8 @@ class ExperimentTracker(Tracker):
         [0.5]
     """
 
+    storage: Storage  # (never None here)
+
     def __init__(
         self, location: str | os.PathLike[str] | Storage, *, sweep: str = "default"
     ) -> None:

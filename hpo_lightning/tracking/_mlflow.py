@@ -172,16 +172,17 @@ class MLflowTracker(Tracker):
         this logger then restores the trial's real status (KILLED for a pruned trial).
         ``package``: "pytorch_lightning" or "lightning" (default: the first one installed).
         """
-        run_id = self.run_id_for(trial)
-        cls = _logger_class(package)
-        logger = cls(
+        # Lightning is imported where it belongs: under hpo_lightning/lightning/
+        from hpo_lightning.lightning._mlflow_logger import trial_mlflow_logger
+
+        return trial_mlflow_logger(
             experiment_name=self.experiment_name,
             tracking_uri=self.tracking_uri,
-            run_id=run_id,
+            run_id=self.run_id_for(trial),
             prefix=prefix,
+            package=package,
+            after_finalize=lambda: self._submit(("status", trial)),
         )
-        logger.hpo_after_finalize = lambda: self._submit(("status", trial))
-        return logger
 
     # --- queue ---------------------------------------------------------------------------------
     def _submit(self, op: tuple[Any, ...]) -> None:
@@ -449,38 +450,3 @@ def _merge_epochs(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         else:
             out.append(op)
     return out
-
-
-def _logger_class(package: str | None) -> type:
-    """A subclass of Lightning's MLFlowLogger that hands the run's status back to the tracker."""
-    names = [package] if package else ["pytorch_lightning", "lightning"]
-    base = None
-    for name in names:
-        if name not in ("pytorch_lightning", "lightning"):
-            from hpo_lightning.exceptions import UserInputError
-
-            raise UserInputError(
-                f"`package` must be 'pytorch_lightning' or 'lightning', but got {name!r}"
-            )
-        module = (
-            "pytorch_lightning.loggers"
-            if name == "pytorch_lightning"
-            else ("lightning.pytorch.loggers")
-        )
-        if importlib.util.find_spec(name) is not None:
-            base = importlib.import_module(module).MLFlowLogger
-            break
-    if base is None:
-        raise missing_extra("pytorch-lightning", "lightning", "MLflowTracker.logger_for")
-
-    class TrialMLFlowLogger(base):  # type: ignore[misc,valid-type]
-        """MLFlowLogger bound to a trial's run; the tracker keeps the trial's status."""
-
-        hpo_after_finalize: Callable[[], None] | None = None
-
-        def finalize(self, status: str = "success") -> None:
-            super().finalize(status)
-            if self.hpo_after_finalize is not None:
-                self.hpo_after_finalize()
-
-    return TrialMLFlowLogger

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hpo_lightning._secrets import redact, redact_tree, without_masked_password
-from hpo_lightning._trial import Mode, TrialState
+from hpo_lightning._trial import Mode, TrialState, is_better
 from hpo_lightning.exceptions import missing_extra
 from hpo_lightning.tracking._reach import apply_http_defaults, check_reachable
 
@@ -109,15 +109,6 @@ def sweep_params(definition: Mapping[str, Any]) -> dict[str, str]:
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def better(a: float, b: float | None, mode: Mode) -> bool:
-    """``a`` beats ``b`` (None or NaN is beaten by any finite value)."""
-    if not math.isfinite(a):
-        return False
-    if b is None or not math.isfinite(b):
-        return True
-    return a < b if mode == "min" else a > b
 
 
 class MlflowRuns:
@@ -313,7 +304,7 @@ class MlflowRuns:
         """Make this trial the sweep's best if it beats the parent's recorded best."""
         tags = self.client.get_run(parent_id).data.tags
         current = tags.get(BEST_VALUE)
-        if not better(value, float(current) if current is not None else None, mode):
+        if not is_better(value, float(current) if current is not None else None, mode):
             return False
         old = tags.get("hpo.best_run_id")
         if old and old != child_id:

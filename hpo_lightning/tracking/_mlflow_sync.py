@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from hpo_lightning._objectives import Objectives, objectives_of
 from hpo_lightning._secrets import redact
-from hpo_lightning._trial import Mode
+from hpo_lightning._trial import Mode, is_better
 from hpo_lightning.exceptions import HPOError, ServiceUnavailableError
 from hpo_lightning.plots._common import scored
 from hpo_lightning.storage import Storage, SweepRecord, TrialRecord
 from hpo_lightning.tracking._mlflow import log_sweep_artifacts
-from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, better, mlflow_name
+from hpo_lightning.tracking._mlflow_runs import STATE, STATUS, MlflowRuns, mlflow_name
 from hpo_lightning.tracking._reach import first_report, was_reported
 
 
@@ -207,6 +207,6 @@ def _backfill_state(runs: MlflowRuns, child: str, t: TrialRecord) -> int:
 def _best(trials: list[TrialRecord], mode: Mode) -> TrialRecord | None:
     best: TrialRecord | None = None
     for t in scored(trials):  # complete trials with a finite value
-        if better(float(t.value or 0.0), best.value if best else None, mode):
+        if is_better(t.value, best.value if best else None, mode):
             best = t
     return best

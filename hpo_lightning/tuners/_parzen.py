@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -56,6 +55,8 @@ class ParzenEstimator:
             spread = np.ones(len(self.num))
         self.sigma = np.clip(scale * spread, min_bw[self.num], 1.0)
         self.mu = points[:, self.num]
+        from scipy.special import ndtr  # (here: importing the tuners loads no scipy.special)
+
         # log of the truncation mass of each kernel in each numeric dimension, summed over dims
         a = (0.0 - self.mu) / self.sigma
         b = (1.0 - self.mu) / self.sigma
@@ -70,6 +71,8 @@ class ParzenEstimator:
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` points from the mixture."""
+        from scipy.special import ndtr, ndtri  # (here: importing the tuners loads no scipy)
+
         comp = rng.choice(self.n + 1, size=size, p=np.exp(self.log_w))
         out = np.empty((size, self.d))
         from_prior = comp == self.n

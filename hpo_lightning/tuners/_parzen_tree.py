@@ -25,7 +25,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -70,6 +69,8 @@ class TreeParzenEstimator:
         # Optuna's multivariate TPE): no spread of the good points (see the class docstring)
         self.sigma = np.clip(np.full(len(self.num), bw_factor * scale), min_bw[self.num], 1.0)
         self.mu = filled[:, self.num]
+        from scipy.special import ndtr  # (here: importing the tuners loads no scipy.special)
+
         mass = ndtr((1.0 - self.mu) / self.sigma) - ndtr((0.0 - self.mu) / self.sigma)
         # log kernel normaliser per (centre, numeric dim): truncation mass and Gaussian constant
         self.log_norm = -np.log(np.clip(mass, 1e-12, 1.0)) - np.log(self.sigma) - _LOG_SQRT_2PI
@@ -80,6 +81,8 @@ class TreeParzenEstimator:
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` points (NaN in the coordinates their branch makes inactive)."""
+        from scipy.special import ndtr, ndtri  # (here: importing the tuners loads no scipy)
+
         comp = rng.choice(self.n + 1, size=size, p=np.exp(self.log_w))
         out = rng.random((size, self.d))  # the prior, and parameters the centre lacks
         own = comp < self.n

@@ -19,13 +19,11 @@ from hpo_lightning.launchers import Launcher, WorkerExit, WorkerSpec
 from hpo_lightning.storage import open_storage
 from hpo_lightning.sweep import SweepConfig
 
-TESTS = Path(__file__).resolve().parent.parent
-
 
 def _config(storage_url: str, *, n_trials: int, seconds: float, **extra: Any) -> SweepConfig:
     cfg = SweepConfig(
         name="contract",
-        objective="sweep_objectives:sleeper",
+        objective="hpo_lightning.testing._objectives:sleeper",
         objective_args={"seconds": seconds},
         space={"x": hl.Float(0, 1)},
         monitor="x",
@@ -33,11 +31,10 @@ def _config(storage_url: str, *, n_trials: int, seconds: float, **extra: Any) ->
         tuner="random",
         seed=0,
         storage=storage_url,
-        base_dir=str(TESTS),
         **extra,
     )
     store = open_storage(storage_url)
-    store.create_sweep(cfg.name, cfg.definition(), mode=cfg.mode)
+    store.create_sweep(cfg.name, cfg.definition(), mode=cfg.primary_mode)
     store.close()
     return cfg
 
@@ -115,7 +112,7 @@ class LauncherContract:
     def test_unsatisfiable_resources_are_refused_up_front(self, launcher: Launcher) -> None:
         cfg = SweepConfig(
             name="huge",
-            objective="sweep_objectives:sleeper",
+            objective="hpo_lightning.testing._objectives:sleeper",
             space={"x": hl.Float(0, 1)},
             monitor="x",
             resources={"gpus_per_trial": 4096},

@@ -1,1 +1,0 @@
-"""Reusable contract suites: one per extension point, run against every implementation."""
