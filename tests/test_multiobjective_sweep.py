@@ -17,7 +17,7 @@ from hpo_lightning.cli import main
 from hpo_lightning.exceptions import ConfigError
 from hpo_lightning.storage import TrialRecord, open_storage
 from hpo_lightning.sweep import Sweep, run_sweep
-from hpo_lightning.sweep._config import config_from_dict
+from hpo_lightning.sweep._config import config_from_dict, load_sweep_file
 
 TESTS = Path(__file__).parent
 
@@ -394,3 +394,15 @@ def test_three_objectives_get_a_front_scatter_and_parallel_coordinates(tmp_path:
     names = {p.name for p in paths}
     assert {"pareto_front.png", "pareto_objectives.png"} <= names
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_joining_worker_reads_the_objectives_from_the_store(tmp_path: Path) -> None:
+    f = tmp_path / "mo.yaml"
+    f.write_text(MO_SWEEP.format(name="joined", n_trials=2) + "scheduler_objective: f2\n")
+    Sweep.from_file(f).close()  # stores the definition, runs nothing
+    joined = Sweep.join(str(tmp_path / "hpo_lightning.db"), "joined")
+    try:
+        assert joined.config.objectives() == load_sweep_file(f).objectives()
+        assert joined.config.epoch_monitor == "f2"
+    finally:
+        joined.close()

@@ -113,6 +113,8 @@ class Sweep:
             lost_after_s=float(d.get("lost_after_s", SweepConfig.lost_after_s)),
             resources=d.get("resources"),
             checkpoints=d.get("checkpoints"),
+            constraints=d.get("constraints"),
+            scheduler_objective=d.get("scheduler_objective"),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(replace(cfg, **overrides) if overrides else cfg)
