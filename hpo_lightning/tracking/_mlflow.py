@@ -89,6 +89,7 @@ class MLflowTracker(Tracker):
         self._storage_arg = storage
         apply_http_defaults(tracking_uri)
         self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._started: dict[str, float] = {}  # when sweep_started was called, by sweep
         self._seen: dict[str, dict[int, TrialRecord]] = {}
         self._lock = threading.Lock()
         self._pid = -1
@@ -104,6 +105,7 @@ class MLflowTracker(Tracker):
     # --- Tracker ---------------------------------------------------------------------------
     def sweep_started(self, name: str, definition: Mapping[str, Any]) -> None:
         self._definitions[name] = dict(definition)
+        self._started.setdefault(name, time.time())
         self._submit(("sweep", name, dict(definition)))
 
     def on_event(self, event: TrainingEvent) -> None:
@@ -287,14 +289,23 @@ class MLflowTracker(Tracker):
         self, runs: MlflowRuns, name: str, parent: str, storage: str | os.PathLike[str] | Storage
     ) -> None:
         """A new parent run of a sweep that already has trials (``mlflow:`` added to a sweep
-        that ran without it): mirror the stored trials, as ``mlflow-sync`` does."""
+        that ran without it): mirror the stored trials, as ``mlflow-sync`` does.
+
+        Only trials that finished before ``sweep_started``: later ones reach MLflow through
+        their events, which wait in the queue behind this operation (mirroring them too
+        logged their epochs twice)."""
         from hpo_lightning.tracking._mlflow_sync import mirror_trials
 
         given = isinstance(storage, Storage)
         store = open_storage(storage, create=False)
         try:
             sweep = store.get_sweep(name)
-            trials = store.get_trials(sweep.id)
+            started = self._started.get(name, time.time())
+            trials = [
+                t
+                for t in store.get_trials(sweep.id)
+                if t.finished_at is not None and t.finished_at < started
+            ]
             if trials:
                 report = mirror_trials(runs, store, sweep, parent, trials)
                 log.info(
