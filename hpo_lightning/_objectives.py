@@ -92,22 +92,7 @@ class Objectives:
         ``constraints`` (metric -> "<= x" / ">= x") and ``scheduler_objective`` (one of the
         monitored names; default: the first). Raises UserInputError naming the rule."""
         names = _names(monitor)
-        if isinstance(mode, str) or mode is None:
-            modes = (check_mode(mode),) * (1 if isinstance(monitor, str) else len(names))
-            if not isinstance(monitor, str) and len(names) > 1:
-                raise UserInputError(
-                    f"`mode` must be a list of {len(names)} directions (one per `monitor` "
-                    f"metric, e.g. {['max'] + ['min'] * (len(names) - 1)}), but got {mode!r}"
-                )
-        elif isinstance(mode, Sequence):
-            modes = tuple(check_mode(m) for m in mode)
-        else:
-            raise UserInputError(f"`mode` must be 'min', 'max' or a list of them, got {mode!r}")
-        if len(modes) != len(names):
-            raise UserInputError(
-                f"`monitor` and `mode` must have the same length, but got {len(names)} "
-                f"metrics {list(names)} and {len(modes)} modes {list(modes)}"
-            )
+        modes = _modes(mode, names, single=isinstance(monitor, str))
         if constraints is not None and not isinstance(constraints, Mapping):
             raise UserInputError(
                 f'`constraints` must be a mapping of metric to "<= x" / ">= x", got {constraints!r}'
@@ -227,6 +212,26 @@ def final_outcome(
         violation=objectives.violation(logged),
         message=message,
     )
+
+
+def _modes(mode: Any, names: tuple[str, ...], *, single: bool) -> tuple[Mode, ...]:
+    """One mode per monitored name: a string for a single ``monitor``, else a list."""
+    if isinstance(mode, str) or mode is None:
+        if not single and len(names) > 1:
+            raise UserInputError(
+                f"`mode` must be a list of {len(names)} directions (one per `monitor` "
+                f"metric, e.g. {['max'] + ['min'] * (len(names) - 1)}), but got {mode!r}"
+            )
+        return (check_mode(mode),)
+    if not isinstance(mode, Sequence):
+        raise UserInputError(f"`mode` must be 'min', 'max' or a list of them, got {mode!r}")
+    modes = tuple(check_mode(m) for m in mode)
+    if len(modes) != len(names):
+        raise UserInputError(
+            f"`monitor` and `mode` must have the same length, but got {len(names)} "
+            f"metrics {list(names)} and {len(modes)} modes {list(modes)}"
+        )
+    return modes
 
 
 def missing_metrics_message(missing: Sequence[str], logged: Sequence[str]) -> str:
