@@ -11,8 +11,9 @@ estimators, constant liar for pending trials, failed trials in the bad set) is T
 * **Constraints:** the fronts are those of constrained dominance (``_pareto``): feasible
   trials rank before infeasible ones, which rank by their violation.
 * **Pruned trials** rank after every completed one, deeper ones first; failed ones last.
-* **Cut of a front:** hypervolume contributions with 2 or 3 objectives and up to 200 points
-  on the front; crowding distance beyond that (cheaper, same intent).
+* **Cut of a front:** hypervolume contributions with 2 objectives (exact sweep, any size) and
+  with 3 up to 200 points on the front; crowding distance beyond that and for 4 or more
+  objectives (cheaper, same intent).
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ from hpo_lightning.tuners._pareto import (
 )
 from hpo_lightning.tuners._tpe import TPETuner, default_gamma
 
-_HV_MAX_POINTS = 200
+# 3-D contributions cost one small hypervolume per point: cheap up to a few hundred points
+_HV3_MAX_POINTS = 200
 
 
 def spread_order(losses: np.ndarray) -> np.ndarray:
     """Indices of one front's points, the ones that spread the front most first.
 
-    By hypervolume contribution (reference: 10% beyond the front's worst corner) for 2-3
-    objectives and up to 200 points, else by crowding distance; ties keep index order.
+    By hypervolume contribution (reference: 10% beyond the front's worst corner) for 2
+    objectives, and for 3 up to 200 points on the front; else by crowding distance (cheaper,
+    same intent); ties keep index order.
     """
     n, m = losses.shape
     if n <= 1:
         return np.arange(n)
-    if m <= 3 and n <= _HV_MAX_POINTS:
+    if m == 2 or (m == 3 and n <= _HV3_MAX_POINTS):
         lo, hi = losses.min(axis=0), losses.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         z = (losses - lo) / span

@@ -87,6 +87,15 @@ def _as_violation(violation: Any, n: int) -> np.ndarray | None:
     return v
 
 
+def _as_reference(reference: Any, m: int) -> np.ndarray:
+    ref = np.asarray(reference, dtype=float).reshape(-1)
+    if ref.shape != (m,):
+        raise UserInputError(f"the reference point needs {m} coordinates, but got {ref.shape[0]}")
+    if not np.isfinite(ref).all():
+        raise UserInputError("the reference point must be finite")
+    return ref
+
+
 def dominates(a: Any, b: Any) -> bool:
     """Whether loss vector ``a`` Pareto-dominates ``b`` (no worse anywhere, better somewhere)."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -168,13 +177,7 @@ def crowding_distance(losses: Any) -> np.ndarray:
 def hypervolume(losses: Any, reference: Any) -> float:
     """The exact hypervolume dominated by ``losses`` inside the box bounded by ``reference``."""
     L = _as_losses(losses)
-    ref = np.asarray(reference, dtype=float).reshape(-1)
-    if ref.shape != (L.shape[1],):
-        raise UserInputError(
-            f"the reference point needs {L.shape[1]} coordinates, but got {ref.shape[0]}"
-        )
-    if not np.isfinite(ref).all():
-        raise UserInputError("the reference point must be finite")
+    ref = _as_reference(reference, L.shape[1])
     L = L[np.all(ref > L, axis=1)]
     if len(L) == 0:
         return 0.0
@@ -183,10 +186,10 @@ def hypervolume(losses: Any, reference: Any) -> float:
 
 def hypervolume_contributions(losses: Any, reference: Any) -> np.ndarray:
     """Per point, the hypervolume lost when it is removed (0 for dominated points and for
-    points with a duplicate). For a 2-D front by the sweep's rectangles, else by removing each
-    non-dominated point in turn."""
+    points with a duplicate). For a 2-D front by the sweep's rectangles, else as each point's
+    box minus the part of it the other points cover (While et al. 2012, Eq. 3)."""
     L = _as_losses(losses)
-    ref = np.asarray(reference, dtype=float).reshape(-1)
+    ref = _as_reference(reference, L.shape[1])
     out = np.zeros(len(L))
     inside = np.flatnonzero(np.all(ref > L, axis=1))
     own = inside[_distinct_front(L[inside])]
@@ -195,9 +198,13 @@ def hypervolume_contributions(losses: Any, reference: Any) -> np.ndarray:
         x, y = L[order, 0], L[order, 1]
         out[order] = (np.append(x[1:], ref[0]) - x) * (np.append(ref[1], y[:-1]) - y)
         return out
-    total = hypervolume(L, ref)
-    for i in own:
-        out[i] = total - hypervolume(np.delete(L, i, axis=0), ref)
+    box = L[inside]
+    for i, row in zip(inside, box):
+        if not np.isin(i, own):
+            continue
+        # the part of p's box that the others cover: their points pushed up to p (WFG's limit)
+        others = np.maximum(box[inside != i], row)
+        out[i] = float(np.prod(ref - row)) - _wfg(_nondominated(others), ref)
     return np.maximum(out, 0.0)
 
 
