@@ -15,9 +15,12 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hpo_lightning._trial import FailureKind, Trial, TrialState
+
+if TYPE_CHECKING:
+    from hpo_lightning.tuners import HyperparameterTuner
 
 __all__ = [
     "EpochEnd",
@@ -105,7 +108,7 @@ class TunerObserver:
         0.3
     """
 
-    def __init__(self, tuner: Any) -> None:
+    def __init__(self, tuner: HyperparameterTuner) -> None:
         self.tuner = tuner
 
     def on_event(self, event: TrainingEvent) -> None:

@@ -109,6 +109,9 @@ def test_a_signal_stops_the_sweep_and_requeues_running_trials(
     interrupted = [t for t in trials if t.state is TrialState.INTERRUPTED]
     assert 1 <= len(interrupted) <= workers
     assert all(0 < t.epochs < 40 for t in interrupted)  # stopped at an epoch boundary
+    # the workers name the signal the sweep got (the driver forwards it, Ctrl-C included)
+    cause = "Ctrl-C (SIGINT)" if sig == signal.SIGINT else "SIGTERM"
+    assert all(cause in (t.message or "") for t in interrupted), [t.message for t in interrupted]
     assert len(trials) == len(interrupted) + states.count(TrialState.COMPLETE)
 
     if workers == 1 and sig == signal.SIGINT:  # resume: the requeued params run first

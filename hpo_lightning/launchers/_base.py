@@ -1,6 +1,6 @@
 """The launcher interface: *where* a sweep's workers run (the role beside tuner and scheduler).
 
-Contract for every :class:`Launcher` (checked by ``tests/contract/launcher_contract.py``):
+Contract for every :class:`Launcher` (checked by ``hpo_lightning.testing.LauncherContract``):
 
 * ``validate`` refuses, with a one-line :class:`~hpo_lightning.exceptions.UserInputError`, what
   cannot run (resources no machine has, an engine that is not installed or not reachable) before
@@ -114,8 +114,12 @@ class Launcher(ABC):
         """How many started workers have not been returned by ``wait`` yet."""
 
     @abstractmethod
-    def stop(self, *, now: bool = False) -> None:
-        """Ask every worker to stop (see the contract); ``now`` ends running trials at once."""
+    def stop(self, *, now: bool = False, signum: int | None = None) -> None:
+        """Ask every worker to stop (see the contract); ``now`` ends running trials at once.
+
+        ``signum``: the signal that stopped the driver (Ctrl-C's SIGINT, SIGTERM), if one
+        did; a launcher that signals its workers sends that one where it can, so that a
+        worker's interrupted trials name the real cause (None: SIGTERM)."""
 
     def describe(self) -> dict[str, Any]:
         """What ``status`` may show of this launch (e.g. job ids); JSON values."""

@@ -131,16 +131,18 @@ class LocalLauncher(Launcher):
     def running(self) -> int:
         return len(self._procs)
 
-    def stop(self, *, now: bool = False) -> None:
+    def stop(self, *, now: bool = False, signum: int | None = None) -> None:
         self._stops = 2 if now else self._stops + 1
         if self._stopped_at is None or now:
             self._stopped_at = time.monotonic()
+        # the driver's own signal (a forwarded Ctrl-C stays SIGINT), so the worker names it
+        sig = signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM
         for proc in self._procs.values():
             if proc.exitcode is None and proc.pid:
                 try:
-                    os.kill(proc.pid, signal.SIGTERM)  # the worker's first/second stop request
+                    os.kill(proc.pid, sig)  # the worker's first/second stop request
                     if now:
-                        os.kill(proc.pid, signal.SIGTERM)
+                        os.kill(proc.pid, sig)
                 except ProcessLookupError:
                     continue
 

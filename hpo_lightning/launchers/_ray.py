@@ -285,7 +285,7 @@ class RayLauncher(Launcher):
     def running(self) -> int:
         return len(self._running)
 
-    def stop(self, *, now: bool = False) -> None:
+    def stop(self, *, now: bool = False, signum: int | None = None) -> None:
         self._stops = 2 if now else self._stops + 1
         if self._stopped_at is None or now:
             self._stopped_at = time.monotonic()

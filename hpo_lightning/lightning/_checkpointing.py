@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from hpo_lightning.schedulers import Exploit
+from hpo_lightning.tracking import Tracker
 
 log = logging.getLogger("hpo_lightning")
 _WARNED: set[str] = set()  # process-wide one-time warnings, by key
@@ -25,7 +26,7 @@ class CheckpointHooks:
     """Checkpoint methods of the callback (see ``_callback.py`` for the attributes used)."""
 
     trial: Any
-    tracker: Any
+    tracker: Tracker | None
     scheduler: Any
     checkpoints: Any
     resume: str | None

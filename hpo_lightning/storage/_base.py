@@ -1,6 +1,6 @@
 """The store interface: the single source of truth for sweeps, trials and per-epoch metrics.
 
-Contract for every :class:`Storage` (checked by ``tests/contract/storage_contract.py`` against
+Contract for every :class:`Storage` (checked by ``hpo_lightning.testing.StorageContract`` against
 SQLite and PostgreSQL):
 
 * Every write is one transaction; a reader never sees half a write.

@@ -56,7 +56,7 @@ def run_launched(
         while launcher.running():
             level = 2 if token.now else 1 if token.requested else 0
             if level > stops_sent:
-                launcher.stop(now=level == 2)
+                launcher.stop(now=level == 2, signum=token.signum)
                 stops_sent = level
             exited = launcher.wait(0.5)
             if display.style != "quiet":

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._objectives import Objectives, final_outcome
 from hpo_lightning._trial import FailureKind, Mode, Trial, TrialState, is_better, to_metric
@@ -16,6 +16,9 @@ from hpo_lightning.events import EpochEnd, EventBus, TrainingFinish
 from hpo_lightning.exceptions import InvalidMetricError
 from hpo_lightning.schedulers import Decision, EarlyStopper
 from hpo_lightning.storage import Storage, TrialRecord
+
+if TYPE_CHECKING:
+    from hpo_lightning.tracking import MLflowTracker
 
 
 def worker_alive(worker: str) -> bool | None:
@@ -129,7 +132,7 @@ class TrialHandle:
         bus: EventBus,
         *,
         objectives: Objectives,
-        mlflow_tracker: Any = None,
+        mlflow_tracker: MLflowTracker | None = None,
         mode: Mode = "min",
         stopper: EarlyStopper | None = None,
     ) -> None:

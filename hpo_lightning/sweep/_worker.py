@@ -5,9 +5,10 @@ run :meth:`Worker.run`. The worker owns the tuner, the scheduler, the event bus,
 tracker and the MLflow observer of its process; :class:`~hpo_lightning.sweep.Sweep` only
 defines the sweep and starts workers (itself, or through a launcher).
 
-Every decision is taken inside a claim transaction on the store: the worker reads the sweep's
-trials, marks trials of dead workers as lost, rebuilds the tuner's view (finished trials are
-reported once, RUNNING ones are pending), and inserts the next trial. So n_trials holds across
+Before each claim the worker marks trials of dead workers LOST (a transaction of its own, see
+:meth:`Worker.reap`). Every decision is then taken inside a claim transaction on the store: the
+worker reads the sweep's trials, rebuilds the tuner's view (finished trials are reported once,
+RUNNING ones are pending), and inserts the next trial. So n_trials holds across
 processes and machines, grid points never repeat, and a killed sweep resumes where it was.
 """
 
@@ -21,7 +22,7 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._trial import FailureKind, Trial, TrialState
 from hpo_lightning.events import EventBus
@@ -39,6 +40,9 @@ from hpo_lightning.sweep._stop import StopToken, reinstall
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
+
+if TYPE_CHECKING:
+    from hpo_lightning.tracking import MLflowTracker
 
 log = logging.getLogger("hpo_lightning")
 
@@ -88,7 +92,7 @@ class Worker(CheckpointingWorker):
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
-        self.mlflow_tracker: Any = None
+        self.mlflow_tracker: MLflowTracker | None = None
         self.scheduler: Any = None
         self._stopper: EarlyStopper | None = None
         self._started = time.monotonic()

@@ -1,6 +1,7 @@
 """The tuner strategy: what to try next.
 
-Contract for every :class:`HyperparameterTuner` (checked by ``tests/contract/tuner_contract.py``):
+Contract for every :class:`HyperparameterTuner` (checked by
+``hpo_lightning.testing.TunerContract``):
 
 * ``suggest()`` returns a params dict inside the space, or ``None`` when the budget
   (``max_trials``) or the grid is exhausted. A suggestion stays *pending* (in flight) until it
