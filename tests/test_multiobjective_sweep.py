@@ -227,30 +227,62 @@ def test_a_missing_metric_fails_the_trial_naming_it(tmp_path: Path) -> None:
     assert "'latency'" in (t.message or "") and "f1, f2, size" in (t.message or "")
 
 
-def test_a_version_3_store_is_migrated(tmp_path: Path) -> None:
-    """Version 3 had no objective_values/violation columns: old trials read as single-
-    objective ones, new ones store every objective."""
-    path = tmp_path / "v3.db"
-    store = open_storage(path)
+def _make_version_3(location: str, run_sql: Any) -> int:
+    """A store as version 3 left it (no objective columns) with one finished trial."""
+    store = open_storage(location)
     sweep = store.create_sweep("old", {"monitor": "loss"}, mode="min")
     with store.claim(sweep.id) as c:
         old = c.add_trial({"x": 1})
     store.finish_trial(old.id, TrialState.COMPLETE, 0.5)
     store.close()
-    conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE hpo_trials DROP COLUMN objective_values")
-    conn.execute("ALTER TABLE hpo_trials DROP COLUMN violation")
-    conn.execute("UPDATE hpo_schema SET version = 3")
-    conn.commit()
-    conn.close()
-    store = open_storage(path, create=False)
-    (t,) = store.get_trials(sweep.id)
+    run_sql(
+        "ALTER TABLE hpo_trials DROP COLUMN objective_values",
+        "ALTER TABLE hpo_trials DROP COLUMN violation",
+        "UPDATE hpo_schema SET version = 3",
+    )
+    return sweep.id
+
+
+def _check_migrated(location: str, sweep_id: int) -> None:
+    store = open_storage(location, create=False)
+    (t,) = store.get_trials(sweep_id)
     assert t.value == 0.5 and t.objective_values is None and t.violation is None
-    with store.claim(sweep.id) as c:
+    with store.claim(sweep_id) as c:
         new = c.add_trial({"x": 2})
     store.finish_trial(new.id, TrialState.COMPLETE, 0.1, objective_values=[0.1, 3.0], violation=0)
-    assert store.get_trials(sweep.id)[1].objective_values == (0.1, 3.0)
+    assert store.get_trials(sweep_id)[1].objective_values == (0.1, 3.0)
     store.close()
+
+
+def test_a_version_3_postgres_store_is_migrated() -> None:
+    from _pg import admin, fresh_schema
+
+    with fresh_schema() as url:
+        schema = url.rsplit("application_name=", 1)[-1]  # fresh_schema names it so
+
+        def run_sql(*statements: str) -> None:
+            for stmt in statements:
+                admin(stmt.replace("hpo_", f'"{schema}".hpo_'))
+
+        _check_migrated(url, _make_version_3(url, run_sql))
+        from hpo_lightning.storage._schema import SCHEMA_VERSION
+
+        assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_3_store_is_migrated(tmp_path: Path) -> None:
+    """Version 3 had no objective_values/violation columns: old trials read as single-
+    objective ones, new ones store every objective."""
+    path = tmp_path / "v3.db"
+
+    def run_sql(*statements: str) -> None:
+        conn = sqlite3.connect(path)
+        for stmt in statements:
+            conn.execute(stmt)
+        conn.commit()
+        conn.close()
+
+    _check_migrated(str(path), _make_version_3(str(path), run_sql))
     from hpo_lightning.storage._schema import SCHEMA_VERSION
 
     (version,) = sqlite3.connect(path).execute("SELECT MAX(version) FROM hpo_schema").fetchone()
