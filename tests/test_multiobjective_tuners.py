@@ -127,6 +127,7 @@ def test_auto_says_what_it_picked_for_several_objectives() -> None:
     small = make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=50)
     assert small.chosen == "gp" and "small budget" in small.reason
     assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0).chosen == "tpe"
+    assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=300).chosen == "tpe"
     assert make_tuner("auto", SPACE, mode=["min", "max"], seed=0, max_trials=1000).chosen == "nsga2"
     assert make_tuner("auto", SPACE, mode="min", seed=0, max_trials=50).chosen == "gp"
 

@@ -283,10 +283,7 @@ class TunerContract:
     ) -> None:
         tuner = self.build(tuner_factory, CONTINUOUS_SPACE, seed=7)
         run(tuner, warmup)
-        in_flight = [tuner.suggest() for _ in range(8)]
-        keys = {tuple(sorted(p.items())) for p in in_flight if p is not None}
-        assert len(keys) == 8
-        assert len(tuner.pending) == 8 and tuner.n_known == warmup + 8
+        check_eight_distinct_in_flight(tuner, warmup)
 
     def test_add_pending_is_known_until_reported(self, tuner_factory: TunerFactory) -> None:
         other_worker = self.build(tuner_factory, DISCRETE_SPACE, seed=1)
@@ -306,6 +303,14 @@ class TunerContract:
         params = {"batch": 32, "hidden": 8, "layers": 2, "optimizer": "sgd"}
         tuner.report_result(params, 3.0)
         assert tuner.best is not None and tuner.best.params == params and tuner.pending == []
+
+
+def check_eight_distinct_in_flight(tuner: HyperparameterTuner, known: int) -> None:
+    """Eight suggestions in a row, none reported: all different, all pending."""
+    in_flight = [tuner.suggest() for _ in range(8)]
+    keys = {tuple(sorted(p.items())) for p in in_flight if p is not None}
+    assert len(keys) == 8
+    assert len(tuner.pending) == 8 and tuner.n_known == known + 8
 
 
 def run_with(
@@ -413,6 +418,4 @@ class MultiObjectiveTunerContract:
     ) -> None:
         tuner = self.build(tuner_factory, CONTINUOUS_SPACE, seed=7)
         run_mo(tuner, warmup)
-        in_flight = [tuner.suggest() for _ in range(8)]
-        keys = {tuple(sorted(p.items())) for p in in_flight if p is not None}
-        assert len(keys) == 8 and tuner.n_known == warmup + 8
+        check_eight_distinct_in_flight(tuner, warmup)
