@@ -72,6 +72,10 @@ class TrainingFinish(TrainingEvent):
         epochs: number of epochs trained.
         message: for FAILED, what went wrong; for PRUNED and INTERRUPTED, why it stopped.
         failure: for FAILED, the kind of failure.
+        objective_values: in a multi-objective sweep, every objective's value (in the order
+            of ``monitor``) for COMPLETE and PRUNED trials; None otherwise.
+        violation: the summed violation of the sweep's constraints (0: feasible), None
+            without constraints.
     """
 
     best_metric: float = math.nan
@@ -80,6 +84,8 @@ class TrainingFinish(TrainingEvent):
     epochs: int = 0
     message: str | None = None
     failure: FailureKind | None = None
+    objective_values: tuple[float, ...] | None = None
+    violation: float | None = None
 
 
 @runtime_checkable
@@ -110,11 +116,16 @@ class TunerObserver:
             if event.state.requeued:
                 return  # run again later: not a result
             last_epoch = event.epochs - 1 if event.epochs else None
+            value: Any = event.best_metric
+            if event.objective_values is not None or getattr(self.tuner, "n_objectives", 1) > 1:
+                value = event.objective_values  # None (failed): NaN for every objective
+            options = {} if event.violation is None else {"violation": event.violation}
             self.tuner.report_result(
                 event.best_params or event.trial.params,
-                event.best_metric,
+                value,
                 state=event.state,
                 step=last_epoch if event.state is TrialState.PRUNED else None,
+                **options,
             )
 
 

@@ -47,8 +47,10 @@ def _wine() -> Any:
     return TensorDataset(x, torch.tensor(y))
 
 
-def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) -> None:
-    """A tiny real Lightning fit on scikit-learn's wine data."""
+def lightning_fit(
+    params: dict[str, Any], callback: Any, max_epochs: int = 2, log_size: bool = False
+) -> None:
+    """A tiny real Lightning fit on scikit-learn's wine data (``log_size``: see sized_fit)."""
     import pytorch_lightning as pl
     import torch
     from torch import nn
@@ -70,6 +72,13 @@ def lightning_fit(params: dict[str, Any], callback: Any, max_epochs: int = 2) ->
         def validation_step(self, batch: Any, _: int) -> None:
             xb, yb = batch
             self.log("val_acc", (self.net(xb).argmax(-1) == yb).float().mean())
+
+        def on_validation_epoch_end(self) -> None:
+            if not log_size:
+                return
+            self.log("params_k", sum(p.numel() for p in self.parameters()) / 1000.0)
+            if not self.trainer.sanity_checking and self.current_epoch == max_epochs - 1:
+                self.log("width", float(params["hidden"]))
 
         def configure_optimizers(self) -> Any:
             return torch.optim.Adam(self.parameters(), lr=params["lr"])
@@ -257,3 +266,17 @@ def lightning_resumable(
         num_sanity_val_steps=0,
     )
     trainer.fit(Net(), DataLoader(ds, batch_size=32, shuffle=True), DataLoader(ds, batch_size=256))
+
+
+def sized_fit(params: dict[str, Any], callback: Any, max_epochs: int = 1) -> None:
+    """``lightning_fit`` that also logs the model's size: ``params_k`` (thousands of weights)
+    at every validation and ``width`` (the hidden width) once, at the last one."""
+    lightning_fit(params, callback, max_epochs=max_epochs, log_size=True)
+
+
+def two_objectives(params: dict[str, Any], callback: Any, delay: float = 0.0) -> dict[str, float]:
+    """A fast objective of two conflicting metrics (no Lightning): ``f1`` rises and ``f2``
+    falls with x; ``size`` (constrained in the tests) is y. Sleeps ``delay`` seconds."""
+    time.sleep(delay)
+    x, y = float(params["x"]), float(params["y"])
+    return {"f1": x + 0.2 * y, "f2": (1.0 - x) ** 2 + 0.1 * y, "size": y}

@@ -65,7 +65,9 @@ def _open_and_close(url: str, out: object) -> None:
 def test_eight_processes_create_the_schema_at_once(pg_url: str) -> None:
     assert run_workers(_open_and_close, (pg_url,), 8) == ["PostgresStorage"] * 8
     schema = _schema(pg_url)
-    assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(3,)]
+    from hpo_lightning.storage._schema import SCHEMA_VERSION
+
+    assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(SCHEMA_VERSION,)]
     types = dict(
         admin(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "

@@ -124,7 +124,9 @@ def test_schema_version_table_and_wal_mode(tracker: ExperimentTracker, db_path: 
     tracker.log_record("tpe", {"x": 1}, 1.0)
     con = sqlite3.connect(db_path)
     try:
-        assert con.execute("SELECT version FROM hpo_schema").fetchall() == [(3,)]
+        from hpo_lightning.storage._schema import SCHEMA_VERSION
+
+        assert con.execute("SELECT version FROM hpo_schema").fetchall() == [(SCHEMA_VERSION,)]
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics"} <= tables

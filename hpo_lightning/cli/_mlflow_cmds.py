@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hpo_lightning._objectives import objectives_of
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.storage import redact_url
 
@@ -65,7 +66,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             paths = save_plots(store, name, out)
             sweep = store.get_sweep(name)
-            paths.append(write_trials_csv(store.get_trials(sweep.id), out / "trials.csv"))
+            objectives = objectives_of(sweep.definition, sweep.mode)
+            trials = store.get_trials(sweep.id)
+            paths.append(write_trials_csv(trials, out / "trials.csv", objectives))
         except OSError as exc:  # a folder that cannot be created or written
             raise UserInputError(
                 f"cannot write the plots to --out {out}: {exc.strerror or exc}; give a folder "

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import json
 import math
 import os
 from typing import Any
 
-from hpo_lightning._secrets import redact, redact_tree
+from hpo_lightning._objectives import objectives_of
+from hpo_lightning._secrets import redact_tree
+from hpo_lightning.cli._front_view import (
+    fmt_value,
+    front_lines,
+    marked,
+    value_cells,
+    value_columns,
+)
 from hpo_lightning.cli._hints import stopped_early, stores_nearby_hint, where_sweep_is_hint
 from hpo_lightning.cli._output import open_output
 from hpo_lightning.exceptions import ConfigError, InvalidStorageError, SweepNotFoundError
@@ -62,7 +68,12 @@ def register(sub: Any) -> None:
 
     for name, helptext, func in (
         ("status", "table of a sweep's trials", cmd_status),
-        ("best", "best trial's params as JSON", cmd_best),
+        (
+            "best",
+            "best trial's params as JSON (several objectives: the Pareto front, one JSON "
+            "object per trial)",
+            cmd_best,
+        ),
         ("export", "all trials as CSV or JSON", cmd_export),
     ):
         p = sub.add_parser(name, help=helptext)
@@ -208,6 +219,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if best
         else "no complete trial"
     )
+    if sweep.config.objectives().multi:
+        best_text = f"the Pareto front: hpo-lightning best {result.name} --storage {where}"
     print(
         f"sweep '{result.name}' {result.stopped}: {result.n_complete} complete, "
         f"{result.n_pruned} pruned, {result.n_failed} failed; {best_text}; store: {where}"
@@ -270,10 +283,6 @@ def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
     return store, sweep, store.get_trials(sweep.id)
 
 
-def _fmt_value(v: float | None) -> str:
-    return "-" if v is None else f"{v:.6g}"
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -282,20 +291,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     store, sweep, trials = _trials(args)
     try:
-        monitor = sweep.definition.get("monitor", "value")
+        objectives = objectives_of(sweep.definition, sweep.mode)
         s = summarize(trials, sweep.mode)
-        table = Table(
-            title=f"sweep '{sweep.name}' ({sweep.mode} {monitor}) in {redact_url(store.url)}"
-        )
-        for col in ("#", "state", monitor, "epochs", "params", "where", "note"):
+        aims = ", ".join(f"{m} {n}" for n, m in zip(objectives.names, objectives.modes))
+        table = Table(title=f"sweep '{sweep.name}' ({aims}) in {redact_url(store.url)}")
+        value_cols = value_columns(objectives)
+        for col in ("#", "state", *value_cols, "epochs", "params", "where", "note"):
             table.add_column(col, overflow="fold")
-        best = s["best"]
+        notes = marked(trials, objectives, s["best"])
         lost_after = float(sweep.definition.get("lost_after_s", 60.0))
         shown = [shown_state(t, lost_after) for t in trials]
         for t, state in zip(trials, shown):
             note = (t.message or "").splitlines()[0][:60] if t.message else ""
-            if best is not None and t.number == best.number:
-                note = "best"
+            note = notes.get(t.number, note)
             note = "; ".join(filter(None, [note, lineage_note(t.attrs)]))
             where = t.attrs.get("host") or (t.worker or "").rpartition(":")[0]
             if "devices" in t.attrs:
@@ -303,7 +311,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             table.add_row(
                 str(t.number),
                 state,
-                _fmt_value(t.value),
+                *value_cells(t, objectives),
                 str(t.epochs),
                 json.dumps(dict(t.params), sort_keys=True),
                 where,
@@ -339,7 +347,18 @@ def cmd_best(args: argparse.Namespace) -> int:
             store.close()
         return 0
     store.close()
+    objectives = objectives_of(sweep.definition, sweep.mode)
+    if objectives.multi:
+        lines = front_lines(trials, objectives)
+        if not lines:
+            raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
+        print("\n".join(lines))
+        return 0
     best = summarize(trials, sweep.mode)["best"]
+    if objectives.constraints:  # the best feasible trial first
+        from hpo_lightning._front import pareto_trials
+
+        best = next(iter(pareto_trials(trials, objectives)), None)
     if best is None:
         raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
     print(json.dumps(dict(best.params), sort_keys=True))
@@ -357,52 +376,28 @@ def lineage_note(attrs: Any) -> str:
     return "; ".join(parts)
 
 
-def trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
-    """Flat rows (one per trial; params as ``param_<name>`` columns) for CSV/JSON export."""
-    names = sorted({k for t in trials for k in t.params})
-    rows = []
-    for t in trials:
-        row: dict[str, Any] = {
-            "number": t.number,
-            "state": t.state.value,
-            "value": t.value,
-            "epochs": t.epochs,
-            "started": dt.datetime.fromtimestamp(t.created_at, tz=dt.timezone.utc).isoformat(),
-            "finished": (
-                dt.datetime.fromtimestamp(t.finished_at, tz=dt.timezone.utc).isoformat()
-                if t.finished_at
-                else None
-            ),
-            "worker": t.worker,
-            "message": redact((t.message or "").splitlines()[0]) if t.message else "",
-        }
-        row.update({f"param_{n}": t.params.get(n) for n in names})
-        rows.append(row)
-    return rows
-
-
 def cmd_export(args: argparse.Namespace) -> int:
+    from hpo_lightning.plots._table import json_rows, write_csv
+
     store, sweep, trials = _trials(args)
     store.close()
-    rows = trial_rows(trials)
+    objectives = objectives_of(sweep.definition, sweep.mode)
     with open_output(args.output, force=args.force, store=store) as out:
         if args.format == "json":
             json.dump(
                 {
                     "sweep": sweep.name,
-                    "mode": sweep.mode,
+                    "mode": sweep.definition.get("mode", sweep.mode),
+                    "objectives": list(objectives.names),
                     "definition": redact_tree(sweep.definition),  # older stores kept passwords
-                    "trials": rows,
+                    "trials": json_rows(trials, objectives),
                 },
                 out,
                 indent=2,
             )
             out.write("\n")
         else:
-            fields = list(rows[0]) if rows else ["number", "state", "value"]
-            writer = csv.DictWriter(out, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+            write_csv(out, trials, objectives)
     return 0
 
 
@@ -421,12 +416,21 @@ def cmd_list(args: argparse.Namespace) -> int:
             best = s["best"]
             lost_after = float(sw.definition.get("lost_after_s", 60.0))
             lost = sum(1 for t in trials if shown_state(t, lost_after).startswith("lost?"))
+            objectives = objectives_of(sw.definition, sw.mode)
+            if objectives.multi:
+                from hpo_lightning._front import pareto_trials
+
+                shown_best = f"; {len(pareto_trials(trials, objectives))} on the Pareto front"
+            else:
+                shown_best = (
+                    f"; best {sw.definition.get('monitor', 'value')}"
+                    f"={fmt_value(best.value if best else None)}"
+                )
             print(
                 f"{sw.name}: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
                 f"failed, {s['running'] - lost} running"
                 + (f", {lost} lost" if lost else "")
-                + f"; best {sw.definition.get('monitor', 'value')}"
-                f"={_fmt_value(best.value if best else None)}"
+                + shown_best
             )
     finally:
         store.close()

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hpo_lightning._objectives import Objectives, final_outcome
 from hpo_lightning._trial import (
     FailureKind,
     Mode,
@@ -96,8 +97,8 @@ class _HPOCallbackImpl(CheckpointHooks):
         self,
         tuner: HyperparameterTuner | None = None,
         *,
-        monitor: str,
-        mode: Mode | None = None,
+        monitor: str | Sequence[str],
+        mode: Mode | Sequence[Mode] | None = None,
         tracker: Tracker | None = None,
         observers: Iterable[TrainingObserver] = (),
         scheduler: Scheduler | EarlyStopper | str | None = None,
@@ -107,17 +108,31 @@ class _HPOCallbackImpl(CheckpointHooks):
         checkpoints: Any = None,
         resume: str | None = None,
         explored: bool = False,
+        constraints: Mapping[str, str] | None = None,
+        scheduler_objective: str | None = None,
     ) -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise UserInputError(f"`monitor` must be the name of a logged metric, got {monitor!r}")
         _check_kind("tuner", tuner, HyperparameterTuner, "a tuner from make_tuner")
         _check_kind(
             "tracker", tracker, Tracker, "e.g. ExperimentTracker; other observers go in observers="
         )
         if mode is None:
-            mode = getattr(tuner, "mode", "min")
+            mode = getattr(tuner, "modes", None) or getattr(tuner, "mode", "min")
+        # several objectives (or constraints): each is read at the end of fit; per epoch the
+        # callback follows the scheduler's objective (the first unless named)
+        self.objectives = Objectives.of(
+            monitor, mode, constraints=constraints, scheduler_objective=scheduler_objective
+        )
+        self._at_end = self.objectives.multi or bool(self.objectives.constraints)
+        monitor, mode = self.objectives.scheduler_metric, self.objectives.scheduler_mode
         self.mode: Mode = check_mode(mode)
-        if tuner is not None and getattr(tuner, "mode", self.mode) != self.mode:
+        if tuner is not None and self.objectives.multi:
+            if tuple(getattr(tuner, "modes", ())) != self.objectives.modes:
+                raise UserInputError(
+                    f"the callback's modes {list(self.objectives.modes)} differ from the "
+                    f"tuner's {list(getattr(tuner, 'modes', [tuner.mode]))}; use the same "
+                    "directions for both"
+                )
+        elif tuner is not None and getattr(tuner, "mode", self.mode) != self.mode:
             raise UserInputError(
                 f"the callback's mode={self.mode!r} differs from the tuner's mode="
                 f"{tuner.mode!r}; use the same direction for both"
@@ -236,7 +251,7 @@ class _HPOCallbackImpl(CheckpointHooks):
         value: float | None = None
         if self.monitor in raw:
             value = to_metric(raw[self.monitor], self.monitor)
-        elif self._validation_ran(trainer, epoch):
+        elif self._validation_ran(trainer, epoch) and not self._at_end:
             raise self._missing_metric_error()
         self.epochs = epoch + 1
         if value is not None:
@@ -296,6 +311,9 @@ class _HPOCallbackImpl(CheckpointHooks):
         if self.interrupted:
             self._finish(trainer, TrialState.INTERRUPTED, math.nan, self.message)
             return
+        if self._at_end:
+            self._finish_objectives(trainer)
+            return
         if self.monitor not in self._seen_keys and self.epochs > 0 and not self.values:
             raise self._missing_metric_error()  # (a resumed trial may have no epoch left)
         last = self.values[-1] if self.values else math.nan
@@ -354,6 +372,33 @@ class _HPOCallbackImpl(CheckpointHooks):
                 )
             )
 
+    def _finish_objectives(self, trainer: Any) -> None:
+        """End a trial of several objectives (or with constraints): each read from the
+        metrics logged by the end of fit (see ``hpo_lightning._objectives.final_outcome``)."""
+        state = TrialState.PRUNED if self.state is TrialState.PRUNED else TrialState.COMPLETE
+        out = final_outcome(
+            self.objectives,
+            scalar_metrics(trainer.callback_metrics),
+            state=state,
+            message=self.message,
+        )
+        self._finished = True
+        self.state = out.state
+        if self.trial is not None and trainer.is_global_zero:
+            self._publish(
+                TrainingFinish(
+                    self.trial,
+                    best_metric=out.value,
+                    best_params=dict(self.trial.params),
+                    state=out.state,
+                    epochs=self.epochs,
+                    message=out.message,
+                    failure=out.failure,
+                    objective_values=out.objective_values,
+                    violation=out.violation,
+                )
+            )
+
     def _publish(self, event: TrainingEvent) -> None:
         self._bus.publish(event)
 
@@ -388,8 +433,14 @@ class HPOCallback(_HPOCallbackImpl, *callback_bases()):  # type: ignore[misc]
 
     Args:
         tuner: the tuner whose latest suggestion each fit evaluates (None inside a sweep).
-        monitor: the logged metric to optimise, like EarlyStopping's ``monitor``.
-        mode: "min" or "max" (default: the tuner's).
+        monitor: the logged metric to optimise, like EarlyStopping's ``monitor``; or a list
+            of metrics for several objectives, each read at the end of fit (a metric logged
+            only at the last validation is fine).
+        mode: "min" or "max" (default: the tuner's); a list of them for several objectives.
+        constraints: ``{metric: "<= x" | ">= x"}``, read at the end of fit: a trial that
+            misses a bound is kept with its violation (see docs/multiobjective.md).
+        scheduler_objective: with several objectives, the one the scheduler follows per
+            epoch (default: the first).
         tracker: the Tracker that records the trials (an ExperimentTracker, or your own
             subclass): it receives every event, and the callback uses its ``start_trial`` (to
             number trials driven by ``tuner``) and its ``storage`` (the other trials' curves

@@ -69,7 +69,12 @@ class SweepRecord:
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """A stored trial. ``value`` is the final monitored value (None when failed)."""
+    """A stored trial. ``value`` is the final monitored value (None when failed).
+
+    A multi-objective sweep's trial also keeps ``objective_values`` (every objective, in the
+    order of the sweep's ``monitor``; ``value`` is the first) and ``violation``, the summed
+    violation of the sweep's constraints (0: feasible; None: no constraints).
+    """
 
     id: int
     sweep_id: int
@@ -86,6 +91,13 @@ class TrialRecord:
     message: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
     failure: FailureKind | None = None  # why a FAILED trial failed
+    objective_values: tuple[float, ...] | None = None
+    violation: float | None = None
+
+    @property
+    def feasible(self) -> bool:
+        """True unless the trial broke a constraint of its sweep."""
+        return not self.violation
 
 
 @dataclass(frozen=True)
@@ -218,10 +230,15 @@ class Storage(ABC):
         epochs: int | None = None,
         message: str | None = None,
         failure: FailureKind | None = None,
+        objective_values: Sequence[float] | None = None,
+        violation: float | None = None,
     ) -> bool:
         """Move a RUNNING trial to a final state; False if it was already finished.
 
         ``failure`` says why a FAILED trial failed (stored as data, see FailureKind).
+        ``objective_values`` (every objective of a multi-objective sweep; non-finite values
+        are stored as None) and ``violation`` (summed constraint violation) are stored as
+        given.
         """
 
     @abstractmethod

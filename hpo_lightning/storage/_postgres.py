@@ -278,7 +278,7 @@ class PostgresStorage(SQLStorage):
             if version is None:
                 cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
             elif version < SCHEMA_VERSION:
-                migrate(cur, version)
+                migrate(cur, version, real="DOUBLE PRECISION")
 
         self._retrying(
             "creating the schema",

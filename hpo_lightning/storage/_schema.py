@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLES = ("hpo_schema", "hpo_sweeps", "hpo_trials", "hpo_metrics", "hpo_checkpoints")
 
 
@@ -27,7 +27,8 @@ def schema_sql(pk: str, real: str) -> list[str]:
             number INTEGER NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL, value {real},
             tuner TEXT, worker TEXT, created_at {real} NOT NULL, finished_at {real},
             heartbeat_at {real}, epochs INTEGER NOT NULL DEFAULT 0, message TEXT,
-            attrs TEXT NOT NULL DEFAULT '{{}}', failure TEXT, UNIQUE (sweep_id, number))""",
+            attrs TEXT NOT NULL DEFAULT '{{}}', failure TEXT, objective_values TEXT,
+            violation {real}, UNIQUE (sweep_id, number))""",
         "CREATE INDEX IF NOT EXISTS hpo_trials_by_state ON hpo_trials (sweep_id, state)",
         f"""CREATE TABLE IF NOT EXISTS hpo_metrics (
             trial_id INTEGER NOT NULL REFERENCES hpo_trials(id) ON DELETE CASCADE,
@@ -54,12 +55,20 @@ MIGRATIONS: dict[int, list[str]] = {
     # Version 3 adds hpo_checkpoints, which schema_sql creates (CREATE TABLE IF NOT EXISTS)
     # before migrations run; nothing else changes.
     3: [],
+    # Version 4: multi-objective sweeps keep every objective's value (a JSON list, in the
+    # order of the sweep's `monitor`; `value` stays the first) and the summed constraint
+    # violation (0: feasible; NULL: the sweep has no constraints).
+    4: [
+        "ALTER TABLE hpo_trials ADD COLUMN objective_values TEXT",
+        "ALTER TABLE hpo_trials ADD COLUMN violation {real}",
+    ],
 }
 
 
-def migrate(cur: Any, version: int) -> None:
-    """Bring a schema of ``version`` up to SCHEMA_VERSION (inside the caller's transaction)."""
+def migrate(cur: Any, version: int, *, real: str = "REAL") -> None:
+    """Bring a schema of ``version`` up to SCHEMA_VERSION (inside the caller's transaction);
+    ``real`` is the dialect's float type."""
     for target in range(version + 1, SCHEMA_VERSION + 1):
         for stmt in MIGRATIONS[target]:
-            cur.execute(stmt)
+            cur.execute(stmt.replace("{real}", real))
         cur.execute("UPDATE hpo_schema SET version = ?", (target,))

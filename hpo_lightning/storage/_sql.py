@@ -34,7 +34,7 @@ T = TypeVar("T")
 _SWEEP_COLS = "id, name, definition, mode, created_at, status"
 _TRIAL_COLS = (
     "id, sweep_id, number, state, params, value, tuner, worker, created_at, finished_at, "
-    "heartbeat_at, epochs, message, attrs, failure"
+    "heartbeat_at, epochs, message, attrs, failure, objective_values, violation"
 )
 
 
@@ -120,6 +120,8 @@ class SQLStorage(CheckpointSQL, Storage):
             message=row[12],
             attrs=json.loads(row[13] or "{}"),
             failure=None if row[14] is None else FailureKind(row[14]),
+            objective_values=objective_values_from(row[15]),
+            violation=None if row[16] is None else float(row[16]),
         )
 
     def _insert_trial(
@@ -298,8 +300,11 @@ class SQLStorage(CheckpointSQL, Storage):
         epochs: int | None = None,
         message: str | None = None,
         failure: FailureKind | None = None,
+        objective_values: Sequence[float] | None = None,
+        violation: float | None = None,
     ) -> bool:
         state = TrialState(state)
+        vector = objective_values_text(objective_values)
         kind = None if failure is None else FailureKind(failure).value
         if state is TrialState.RUNNING:
             raise StorageError("finish_trial needs a final state, not RUNNING")
@@ -310,7 +315,8 @@ class SQLStorage(CheckpointSQL, Storage):
         def body(cur: Any) -> bool:
             cur.execute(
                 "UPDATE hpo_trials SET state = ?, value = ?, finished_at = ?, heartbeat_at = ?, "
-                "message = ?, failure = ?, epochs = COALESCE(?, epochs) WHERE id = ? AND state = ?",
+                "message = ?, failure = ?, epochs = COALESCE(?, epochs), objective_values = ?, "
+                "violation = ? WHERE id = ? AND state = ?",
                 (
                     state.value,
                     final,
@@ -319,6 +325,8 @@ class SQLStorage(CheckpointSQL, Storage):
                     message,
                     kind,
                     epochs,
+                    vector,
+                    None if violation is None else float(violation),
                     trial_id,
                     TrialState.RUNNING.value,
                 ),
@@ -473,6 +481,20 @@ class SQLStorage(CheckpointSQL, Storage):
             return failed
 
         return self._transaction(body)
+
+
+def objective_values_text(values: Sequence[float] | None) -> str | None:
+    """The JSON list stored in ``objective_values`` (non-finite values as null)."""
+    if values is None:
+        return None
+    return json.dumps([_finite_or_none(float(v)) for v in values])
+
+
+def objective_values_from(text: str | None) -> tuple[float, ...] | None:
+    """The stored list back as floats (null as NaN), or None when none is stored."""
+    if text is None:
+        return None
+    return tuple(math.nan if v is None else float(v) for v in json.loads(text))
 
 
 def _stale_reason(

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from hpo_lightning._names import check_name, did_you_mean
+from hpo_lightning._objectives import Objectives
 from hpo_lightning._secrets import is_keyword_dsn, redact_tree
-from hpo_lightning._trial import Mode, check_int, check_mode
+from hpo_lightning._trial import Mode, check_int
 from hpo_lightning.exceptions import ConfigError, DuplicateSweepError, UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners import tuner_names
@@ -35,6 +36,8 @@ _DEFINITION_KEYS = (
     "mode",
     "seed",
     "scheduler",
+    "constraints",
+    "scheduler_objective",
 )
 
 
@@ -51,7 +54,13 @@ class SweepConfig:
         name: the sweep's name in the store.
         objective: ``"module:function"`` import path, or a callable ``train(params, callback)``.
         space: the search space (plain YAML shape or SearchSpace).
-        monitor: the logged metric to optimise; mode: ``"min"`` or ``"max"``.
+        monitor: the logged metric to optimise; mode: ``"min"`` or ``"max"``. A list of
+            metrics with a list of modes of the same length makes the sweep multi-objective
+            (see docs/multiobjective.md).
+        constraints: ``{metric: "<= x" | ">= x"}``: logged metrics whose bounds a feasible
+            trial meets (an infeasible trial is kept, ranked after the feasible ones).
+        scheduler_objective: the objective an early-stopping scheduler decides on (default:
+            the first; PBT needs it named when there are several).
         tuner: tuner name; tuner_options: its keyword options.
         n_trials: finished (complete or pruned) trials wanted, at most 1,000,000
             (``MAX_TRIALS``); n_workers: local processes, at most 1024 (``MAX_WORKERS``).
@@ -77,8 +86,8 @@ class SweepConfig:
     name: str
     objective: str | Callable[..., Any]
     space: Mapping[str, Any]
-    monitor: str
-    mode: Mode = "min"
+    monitor: str | Sequence[str]
+    mode: Mode | Sequence[Mode] = "min"
     tuner: str = field(default_factory=default_tuner)
     tuner_options: Mapping[str, Any] = field(default_factory=dict)
     n_trials: int = 20
@@ -96,6 +105,8 @@ class SweepConfig:
     resources: Mapping[str, Any] | None = None
     launcher: Mapping[str, Any] | None = None
     checkpoints: Mapping[str, Any] | bool | None = None
+    constraints: Mapping[str, str] | None = None
+    scheduler_objective: str | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -112,8 +123,11 @@ class SweepConfig:
             "objective_args": dict(self.objective_args),
             "space": SearchSpace.from_dict(self.space).to_dict(),
             "tuner": {"name": self.tuner, "options": dict(self.tuner_options)},
-            "monitor": self.monitor,
-            "mode": self.mode,
+            "monitor": self.monitor if isinstance(self.monitor, str) else list(self.monitor),
+            "mode": self.mode if isinstance(self.mode, str) else list(self.mode),
+            # None for a sweep without them, as older stores read (no key)
+            "constraints": self.objectives().constraints_dict(),
+            "scheduler_objective": self.scheduler_objective,
             "seed": self.seed,
             "scheduler": dict(self.scheduler) if self.scheduler else None,
             "n_trials": self.n_trials,
@@ -151,6 +165,30 @@ class SweepConfig:
             return self.storage
         return os.path.join(self.base_dir, DEFAULT_STORE_NAME)
 
+    def objectives(self) -> Objectives:
+        """The monitored metrics, their modes, the constraints and the scheduler's metric."""
+        return Objectives.of(
+            self.monitor,
+            self.mode,
+            constraints=self.constraints,
+            scheduler_objective=self.scheduler_objective,
+        )
+
+    @property
+    def primary_mode(self) -> Mode:
+        """The first objective's mode (single-objective: the mode)."""
+        return self.objectives().modes[0]
+
+    @property
+    def epoch_monitor(self) -> str:
+        """The metric followed per epoch (schedulers, checkpoints): the monitor, or with
+        several objectives the ``scheduler_objective`` (default: the first)."""
+        return self.objectives().scheduler_metric
+
+    @property
+    def epoch_mode(self) -> Mode:
+        return self.objectives().scheduler_mode
+
     def with_seed(self, seed: int) -> SweepConfig:
         return replace(self, seed=seed)
 
@@ -162,12 +200,7 @@ def _validate(cfg: SweepConfig) -> None:
             f"`objective` must be 'module:function' (e.g. 'digits:train'), but got "
             f"{cfg.objective!r}"
         )
-    if not isinstance(cfg.monitor, str) or not cfg.monitor:
-        raise ConfigError(f"`monitor` must be the name of a logged metric, got {cfg.monitor!r}")
-    try:
-        check_mode(cfg.mode)
-    except UserInputError as exc:
-        raise ConfigError(str(exc)) from None
+    _check_objectives(cfg)
     SearchSpace.from_dict(cfg.space)  # raises InvalidSpaceError with the parameter's name
     if cfg.tuner not in tuner_names():
         hint = did_you_mean(cfg.tuner, tuner_names())
@@ -196,6 +229,34 @@ def _validate(cfg: SweepConfig) -> None:
     if not isinstance(cfg.retry_lost, bool):
         raise ConfigError(f"`retry_lost` must be true or false, but got {cfg.retry_lost!r}")
     _check_tuner(cfg)
+
+
+def _check_objectives(cfg: SweepConfig) -> None:
+    """monitor/mode (lists of one length for several objectives), constraints and the
+    scheduler's objective; a one-element list is the single-objective sweep it names."""
+    monitor, mode = cfg.monitor, cfg.mode
+    if isinstance(monitor, (list, tuple)) and isinstance(mode, (list, tuple)):
+        if len(monitor) == len(mode) == 1:
+            monitor, mode = monitor[0], mode[0]
+        object.__setattr__(cfg, "monitor", monitor if isinstance(monitor, str) else tuple(monitor))
+        object.__setattr__(cfg, "mode", mode if isinstance(mode, str) else tuple(mode))
+    elif isinstance(monitor, (list, tuple)) and len(monitor) == 1:
+        object.__setattr__(cfg, "monitor", monitor[0])
+    try:
+        objectives = cfg.objectives()
+    except UserInputError as exc:
+        raise ConfigError(str(exc)) from None
+    name = (cfg.scheduler or {}).get("name") if isinstance(cfg.scheduler, Mapping) else None
+    if objectives.multi and name == "pbt" and cfg.scheduler_objective is None:
+        raise ConfigError(
+            "the pbt scheduler exploits by one metric: name it with `scheduler_objective` "
+            f"(one of {list(objectives.names)}) for a multi-objective sweep"
+        )
+    if cfg.scheduler_objective is not None and not objectives.multi:
+        raise ConfigError(
+            "`scheduler_objective` is for multi-objective sweeps; a single-objective sweep's "
+            "scheduler decides on its `monitor`"
+        )
 
 
 def validate(cfg: SweepConfig) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import fields, replace
 from typing import Any
 
+from hpo_lightning._front import pareto_trials
 from hpo_lightning._names import did_you_mean
 from hpo_lightning._trial import Trial, TrialState
 from hpo_lightning.events import EventBus
@@ -112,6 +113,8 @@ class Sweep:
             lost_after_s=float(d.get("lost_after_s", SweepConfig.lost_after_s)),
             resources=d.get("resources"),
             checkpoints=d.get("checkpoints"),
+            constraints=d.get("constraints"),
+            scheduler_objective=d.get("scheduler_objective"),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(replace(cfg, **overrides) if overrides else cfg)
@@ -137,7 +140,7 @@ class Sweep:
         definition = cfg.definition()
         if cfg.mlflow:
             definition["mlflow"] = dict(cfg.mlflow)
-        self.record = self.storage.create_sweep(cfg.name, definition, mode=cfg.mode)
+        self.record = self.storage.create_sweep(cfg.name, definition, mode=cfg.primary_mode)
         if self.record.definition.get("seed") != cfg.seed:  # another process created it first
             check_same_definition(cfg.name, self.record.definition, definition)
             self.config = cfg.with_seed(int(self.record.definition["seed"]))
@@ -192,7 +195,12 @@ class Sweep:
             return self.result(StopReason.JOINED)
         workers = n_workers if n_workers is not None else self.config.n_workers
         display = ProgressDisplay(
-            self.name, self.config.n_trials, self.config.monitor, self.config.mode, style=progress
+            self.name,
+            self.config.n_trials,
+            self.config.objectives().names[0],
+            self.config.primary_mode,
+            style=progress,
+            objectives=self.config.objectives().names,
         )
         token = StopToken()
         launcher = make_launcher(self.config.launcher)
@@ -244,7 +252,9 @@ class Sweep:
     ) -> SweepResult:
         """How the sweep stands, for a run that stopped for ``stopped``."""
         trials = self.storage.get_trials(self.record.id)
-        s = summarize(trials, self.config.mode)
+        s = summarize(trials, self.config.primary_mode)
+        objectives = self.config.objectives()
+        front = pareto_trials(trials, objectives) if objectives.multi else []
         first_error = next((t.message for t in trials if t.state is TrialState.FAILED), None)
         return SweepResult(
             name=self.name,
@@ -257,6 +267,7 @@ class Sweep:
             storage_url=redact_url(self.storage.url),
             n_requeued=len(pending_requeue(trials)),
             exit_code=exit_code(stopped, token or StopToken()),
+            pareto=tuple(front),
         )
 
     def trials(self) -> list[TrialRecord]:
@@ -309,7 +320,7 @@ def _joined_handles(sweep: Sweep, joined: JoinedTrial) -> Iterator[TrialHandle]:
         rec,
         worker.callback(trial, joined=True),
         EventBus(),
-        monitor=sweep.config.monitor,
+        objectives=sweep.config.objectives(),
     )
 
 

@@ -122,7 +122,7 @@ def _open(sweep: Sweep, limit: int | None) -> bool:
 
 
 def _reason(cfg: SweepConfig, trials: list[Any], limit: int | None, started: float | None) -> Any:
-    counts = summarize(trials, cfg.mode)
+    counts = summarize(trials, cfg.primary_mode)
     end = settled(counts, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
     if end is not None or started is None:
         return end

@@ -50,12 +50,20 @@ class ProgressDisplay:
     """
 
     def __init__(
-        self, name: str, total: int, monitor: str, mode: Mode, style: str = "auto"
+        self,
+        name: str,
+        total: int,
+        monitor: str,
+        mode: Mode,
+        style: str = "auto",
+        *,
+        objectives: Sequence[str] = (),
     ) -> None:
         if style == "auto":
             style = "bar" if sys.stderr.isatty() else "lines"
         self.style = style
         self.name, self.total, self.monitor, self.mode = name, total, monitor, mode
+        self.objectives = tuple(objectives)  # several: each trial's line shows every one
         self._seen: set[int] = set()
         self._first = True
         self._since = time.time()  # trials finished before this are summed up in one line
@@ -125,6 +133,12 @@ class ProgressDisplay:
                 continue
             self._seen.add(t.number)
             detail = f"{self.monitor}={_fmt(t.value)}"
+            if len(self.objectives) > 1 and t.objective_values is not None:
+                detail = ", ".join(
+                    f"{n}={_fmt(v)}" for n, v in zip(self.objectives, t.objective_values)
+                )
+            if t.violation:
+                detail += f" (infeasible, violation {_fmt(t.violation)})"
             if t.state is TrialState.FAILED or t.state.requeued:
                 detail = (t.message or "").splitlines()[0][:120] if t.message else "failed"
             print(

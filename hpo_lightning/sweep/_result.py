@@ -41,6 +41,9 @@ class SweepResult:
     storage_url: str
     n_requeued: int = 0
     exit_code: int = 0
+    # several objectives: the Pareto front, feasible first (see hpo_lightning._front); `best`
+    # is then the best trial by the first objective
+    pareto: tuple[TrialRecord, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -7,11 +7,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from hpo_lightning._objectives import Objectives, final_outcome
 from hpo_lightning._trial import FailureKind, Mode, Trial, TrialState, is_better, to_metric
 from hpo_lightning.events import EpochEnd, EventBus, TrainingFinish
+from hpo_lightning.exceptions import InvalidMetricError
 from hpo_lightning.schedulers import Decision, EarlyStopper
 from hpo_lightning.storage import Storage, TrialRecord
 
@@ -104,7 +106,8 @@ class TrialHandle:
 
     Without Lightning, report each epoch's value with ``trial.report_epoch(epoch, value)``
     (it is stored, and the sweep's scheduler may stop the trial) or only the final value with
-    ``trial.report(value)``.
+    ``trial.report(value)`` (with several objectives or constraints, a mapping of each metric:
+    ``trial.report({"val_acc": 0.9, "size": 12})``).
 
     Example:
         >>> import hpo_lightning as hl
@@ -128,7 +131,7 @@ class TrialHandle:
         callback: Any,
         bus: EventBus,
         *,
-        monitor: str,
+        objectives: Objectives,
         mlflow_tracker: MLflowTracker | None = None,
         mode: Mode = "min",
         stopper: EarlyStopper | None = None,
@@ -139,7 +142,8 @@ class TrialHandle:
         self.params: dict[str, Any] = dict(record.params)
         self.callback = callback
         self.trial = Trial(sweep=sweep, number=record.number, params=self.params, id=record.id)
-        self.monitor = monitor
+        self.objectives = objectives
+        self.monitor = objectives.scheduler_metric  # what report_epoch reports
         self.mlflow_tracker = mlflow_tracker
         self.mode = mode
         self.stopper = stopper
@@ -194,7 +198,11 @@ class TrialHandle:
         self.finish(TrialState.COMPLETE, best)
 
     def report(self, value: Any) -> None:
-        """Finish the trial with ``value`` (NaN/inf -> FAILED)."""
+        """Finish the trial with ``value`` (NaN/inf -> FAILED): a number, or a mapping of
+        each monitored (and constrained) metric to its value."""
+        if isinstance(value, Mapping) or self.objectives.multi or self.objectives.constraints:
+            self._report_metrics(value)
+            return
         v = to_metric(value, self.monitor)
         if math.isfinite(v):
             self.finish(TrialState.COMPLETE, v)
@@ -209,6 +217,24 @@ class TrialHandle:
             failure=FailureKind.DIVERGED,
         )
 
+    def _report_metrics(self, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            raise InvalidMetricError(
+                f"this sweep monitors {list(self.objectives.metrics)}: report a mapping of "
+                f"each to its value, e.g. trial.report({{'{self.monitor}': 0.9, ...}}), "
+                f"not {value!r}"
+            )
+        logged = {str(k): to_metric(v, str(k)) for k, v in value.items()}
+        out = final_outcome(self.objectives, logged)
+        self.finish(
+            out.state,
+            out.value,
+            out.message,
+            failure=out.failure,
+            objective_values=out.objective_values,
+            violation=out.violation,
+        )
+
     def finish(
         self,
         state: TrialState,
@@ -216,6 +242,8 @@ class TrialHandle:
         message: str | None = None,
         *,
         failure: FailureKind | None = None,
+        objective_values: tuple[float, ...] | None = None,
+        violation: float | None = None,
     ) -> None:
         if self.finished:
             return
@@ -229,6 +257,8 @@ class TrialHandle:
                 epochs=max(self._epochs, getattr(self.callback, "epochs", 0) or 0),
                 message=message,
                 failure=failure,
+                objective_values=objective_values,
+                violation=violation,
             )
         )
 

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo_lightning._trial import FailureKind, Trial, TrialState
@@ -110,6 +110,7 @@ class Worker(CheckpointingWorker):
             cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=cfg.seed, **options
         )
         self._reported: set[int] = set()
+        self._objectives = cfg.objectives()
         self.scheduler = make_sweep_scheduler(cfg)
         self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
         self._observers: list[Any] = []
@@ -162,9 +163,9 @@ class Worker(CheckpointingWorker):
                 continue  # a requeued trial is no result: its params run again
             else:
                 self._reported.add(t.number)
-                value = t.value if t.value is not None else math.nan
                 step = max(t.epochs - 1, 0) if t.state is TrialState.PRUNED else None
-                tuner.report_result(t.params, value, state=t.state, step=step)
+                value, options = tuner_result(t, self._objectives)
+                tuner.report_result(t.params, value, state=t.state, step=step, **options)
 
     def _decide(self, claim: Claim, limit: int | None) -> TrialRecord | StopReason | _Wait:
         """Inside the claim transaction: stop, wait, rerun a requeued trial, or add a new one.
@@ -174,7 +175,7 @@ class Worker(CheckpointingWorker):
         """
         cfg = self.config
         trials = claim.trials
-        s = summarize(trials, cfg.mode)
+        s = summarize(trials, cfg.primary_mode)
         end = settled(s, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
         if end is not None:
             return end
@@ -232,7 +233,10 @@ class Worker(CheckpointingWorker):
         if self._stopper is None or self._stopper.scheduler is not self.scheduler:
             cfg = self.config
             self._stopper = EarlyStopper(
-                self.scheduler, monitor=cfg.monitor, mode=cfg.mode, storage=self.storage
+                self.scheduler,
+                monitor=cfg.epoch_monitor,  # several objectives: the scheduler's one
+                mode=cfg.epoch_mode,
+                storage=self.storage,
             )
         return self._stopper
 
@@ -244,6 +248,8 @@ class Worker(CheckpointingWorker):
             None,
             monitor=self.config.monitor,
             mode=self.config.mode,
+            constraints=self.config.constraints,
+            scheduler_objective=self.config.scheduler_objective,
             tracker=None if joined else self._store_tracker,
             observers=() if joined else self._observers,
             scheduler=self.early_stopper(),
@@ -264,9 +270,9 @@ class Worker(CheckpointingWorker):
             rec,
             self.callback(trial, explored=explored),
             self._bus,
-            monitor=self.config.monitor,
+            objectives=self.config.objectives(),
             mlflow_tracker=self.mlflow_tracker,
-            mode=self.config.mode,
+            mode=self.config.epoch_mode,
             stopper=self.early_stopper(),
         )
 
@@ -277,8 +283,10 @@ class Worker(CheckpointingWorker):
         if returned is None and handle.epochs_reported:  # a plain loop's report_epoch calls
             handle.complete()
             return
-        if (isinstance(returned, (int, float)) and not isinstance(returned, bool)) or (
-            returned is not None and hasattr(returned, "item")
+        if (
+            (isinstance(returned, (int, float)) and not isinstance(returned, bool))
+            or (returned is not None and hasattr(returned, "item"))
+            or isinstance(returned, Mapping)  # {metric: value}: several objectives
         ):
             handle.report(returned)
         else:
@@ -286,7 +294,8 @@ class Worker(CheckpointingWorker):
                 TrialState.FAILED,
                 math.nan,
                 "the objective neither fitted a Trainer with the callback nor returned a "
-                f"metric value; log '{self.config.monitor}' and pass the callback to the Trainer",
+                f"metric value; log {list(self.config.objectives().metrics)} and pass the "
+                "callback to the Trainer",
                 failure=FailureKind.NO_METRIC,
             )
 
@@ -467,3 +476,16 @@ def make_mlflow_tracker(cfg: SweepConfig, storage: Storage, record: SweepRecord)
     )
     tracker.sweep_started(cfg.name, record.definition)
     return tracker
+
+
+def tuner_result(trial: TrialRecord, objectives: Any) -> tuple[Any, dict[str, Any]]:
+    """What a finished trial reports to the tuner: its value (one per objective of a
+    multi-objective sweep; NaN when it has none) and, with constraints, its violation."""
+    if objectives.multi:
+        value: Any = trial.objective_values  # None (failed, no values): NaN per objective
+    else:
+        value = trial.value if trial.value is not None else math.nan
+    options: dict[str, Any] = {}
+    if trial.violation is not None:  # inf: a constrained metric was NaN
+        options["violation"] = trial.violation
+    return value, options

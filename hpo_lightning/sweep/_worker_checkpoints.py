@@ -75,7 +75,7 @@ class CheckpointingWorker:
             settle_checkpoints(
                 self.storage,
                 self.record.id,
-                mode=self.config.mode,
+                mode=self.config.epoch_mode,
                 keep=self.checkpoints.keep,
                 retain=retain,
             )
@@ -101,7 +101,7 @@ class CheckpointingWorker:
             policy=self.checkpoints,
             scheduler=self.scheduler,
             space=SearchSpace.from_dict(self.config.space),
-            monitor=self.config.monitor,
+            monitor=self.config.epoch_monitor,
             attrs=handle.record.attrs,
         )
         return self.handle(rec, explored=True)

@@ -34,7 +34,7 @@ def _config(storage_url: str, *, n_trials: int, seconds: float, **extra: Any) ->
         **extra,
     )
     store = open_storage(storage_url)
-    store.create_sweep(cfg.name, cfg.definition(), mode=cfg.mode)
+    store.create_sweep(cfg.name, cfg.definition(), mode=cfg.primary_mode)
     store.close()
     return cfg
 

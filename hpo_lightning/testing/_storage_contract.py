@@ -374,6 +374,26 @@ class StorageContract:
         (stored,) = store.get_trials(sweep.id)
         assert stored.failure is FailureKind.DIVERGED and stored.message == "nan"
 
+    def test_objective_values_and_violation_are_stored(self, store: Storage) -> None:
+        """A multi-objective trial keeps every objective (non-finite ones read as NaN) and
+        its constraint violation; a single-objective trial keeps neither."""
+        sweep = store.create_sweep("s", DEFINITION, mode="max")
+        with store.claim(sweep.id) as c:
+            a, b, single = c.add_trial({"i": 0}), c.add_trial({"i": 1}), c.add_trial({"i": 2})
+        store.finish_trial(
+            a.id, TrialState.COMPLETE, 0.9, objective_values=[0.9, 12.5], violation=0.0
+        )
+        store.finish_trial(
+            b.id, TrialState.COMPLETE, 0.8, objective_values=(0.8, math.inf), violation=2.5
+        )
+        store.finish_trial(single.id, TrialState.COMPLETE, 0.7)
+        got = store.get_trials(sweep.id)
+        assert got[0].objective_values == (0.9, 12.5) and got[0].violation == 0.0
+        assert got[0].feasible and not got[1].feasible
+        assert got[1].objective_values is not None and got[1].objective_values[0] == 0.8
+        assert math.isnan(got[1].objective_values[1]) and got[1].violation == 2.5
+        assert got[2].objective_values is None and got[2].violation is None and got[2].feasible
+
     # --- values -------------------------------------------------------------------------
     def test_params_round_trip_as_json(self, store: Storage) -> None:
         sweep = store.create_sweep("ünïcode ✓", {"space": ODD_PARAMS}, mode="max")

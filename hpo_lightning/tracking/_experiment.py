@@ -127,6 +127,8 @@ class ExperimentTracker(Tracker):
                 epochs=event.epochs,
                 message=event.message,
                 failure=event.failure,
+                objective_values=event.objective_values,
+                violation=event.violation,
             )
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from hpo_lightning._objectives import Objectives, objectives_of
 from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode, Trial, TrialState
 from hpo_lightning.events import EpochEnd, EpochStart, TrainingEvent, TrainingFinish
@@ -88,6 +89,7 @@ class MLflowTracker(Tracker):
         self._storage_arg = storage
         apply_http_defaults(tracking_uri)
         self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._started: dict[str, float] = {}  # when sweep_started was called, by sweep
         self._seen: dict[str, dict[int, TrialRecord]] = {}
         self._lock = threading.Lock()
         self._pid = -1
@@ -103,6 +105,7 @@ class MLflowTracker(Tracker):
     # --- Tracker ---------------------------------------------------------------------------
     def sweep_started(self, name: str, definition: Mapping[str, Any]) -> None:
         self._definitions[name] = dict(definition)
+        self._started.setdefault(name, time.time())
         self._submit(("sweep", name, dict(definition)))
 
     def on_event(self, event: TrainingEvent) -> None:
@@ -125,6 +128,8 @@ class MLflowTracker(Tracker):
                 finished_at=time.time(),
                 epochs=event.epochs,
                 message=event.message,
+                objective_values=event.objective_values,
+                violation=event.violation,
             )
             self._seen.setdefault(t.sweep, {})[t.number] = rec
             self._submit(("finish", t, rec))
@@ -284,14 +289,23 @@ class MLflowTracker(Tracker):
         self, runs: MlflowRuns, name: str, parent: str, storage: str | os.PathLike[str] | Storage
     ) -> None:
         """A new parent run of a sweep that already has trials (``mlflow:`` added to a sweep
-        that ran without it): mirror the stored trials, as ``mlflow-sync`` does."""
+        that ran without it): mirror the stored trials, as ``mlflow-sync`` does.
+
+        Only trials that finished before ``sweep_started``: later ones reach MLflow through
+        their events, which wait in the queue behind this operation (mirroring them too
+        logged their epochs twice)."""
         from hpo_lightning.tracking._mlflow_sync import mirror_trials
 
         given = isinstance(storage, Storage)
         store = open_storage(storage, create=False)
         try:
             sweep = store.get_sweep(name)
-            trials = store.get_trials(sweep.id)
+            started = self._started.get(name, time.time())
+            trials = [
+                t
+                for t in store.get_trials(sweep.id)
+                if t.finished_at is not None and t.finished_at < started
+            ]
             if trials:
                 report = mirror_trials(runs, store, sweep, parent, trials)
                 log.info(
@@ -317,6 +331,12 @@ class MLflowTracker(Tracker):
         if rec.state is TrialState.COMPLETE and rec.value is not None:
             parent = runs.parent(trial.sweep)
             runs.update_best(parent, child, trial.number, rec.value, self._mode(trial.sweep))
+            objectives = objectives_of(self._definitions.get(trial.sweep, {}), "min")
+            if objectives.multi:  # the front may have changed: retag its trials' runs
+                from hpo_lightning.tracking._mlflow_sync import tag_front
+
+                trials = self._trials_for_artifacts(trial.sweep)[0]
+                tag_front(runs, parent, trial.sweep, trials, objectives)
 
     def _do_status(self, runs: MlflowRuns, trial: Trial) -> None:
         rec = self._seen.get(trial.sweep, {}).get(trial.number)
@@ -328,7 +348,15 @@ class MLflowTracker(Tracker):
         if self.artifacts:
             trials, mode = self._trials_for_artifacts(name)
             monitor = self._definitions.get(name, {}).get("monitor")
-            log_sweep_artifacts(runs, parent, trials, mode, monitor=monitor, sweep=name)
+            log_sweep_artifacts(
+                runs,
+                parent,
+                trials,
+                mode,
+                monitor=monitor,
+                sweep=name,
+                objectives=objectives_of(self._definitions.get(name, {}), mode),
+            )
             self._log_best_checkpoint(runs, parent, name, trials)
         runs.client.set_terminated(parent, "FINISHED")
 
@@ -399,14 +427,22 @@ def log_sweep_artifacts(
     *,
     monitor: str | None = None,
     sweep: str | None = None,
+    objectives: Objectives | None = None,
 ) -> list[str]:
     """Write the trials table and plots to a temporary folder and log them on the parent."""
     from hpo_lightning.plots import plot_trials, write_trials_csv
 
     with tempfile.TemporaryDirectory(prefix="hpo-mlflow-") as tmp:
         out = Path(tmp)
-        files = [write_trials_csv(trials, out / "trials.csv")]
-        files += plot_trials(trials, mode, out / "plots", monitor=monitor, sweep=sweep)
+        files = [write_trials_csv(trials, out / "trials.csv", objectives)]
+        files += plot_trials(
+            trials,
+            mode,
+            out / "plots",
+            monitor=monitor if isinstance(monitor, str) else None,
+            sweep=sweep,
+            objectives=objectives,
+        )
         for f in files:
             sub = "plots" if f.parent.name == "plots" else None
             runs.client.log_artifact(parent, str(f), sub)

@@ -36,6 +36,9 @@ MAX_METRICS_PER_BATCH = 1000
 ROLE, SWEEP, NUMBER, PARENT = "hpo.role", "hpo.sweep", "hpo.trial_number", "mlflow.parentRunId"
 STATE, BEST, BEST_TRIAL, BEST_VALUE = "hpo.state", "hpo.best", "hpo.best_trial", "hpo.best_value"
 TRIAL_VALUE, SWEEP_BEST = "trial_value", "best_value"
+# several objectives: each trial run on the Pareto front is tagged pareto_front=true (false
+# once it leaves it); the parent keeps the front's trial numbers to know what changed
+PARETO, PARETO_TRIALS = "pareto_front", "hpo.pareto_trials"
 # MLflow's portable name characters (its Windows rule; elsewhere it also allows ':')
 _BAD_CHARS = re.compile(r"[^/\w.\- ]")
 KIND, KIND_RUNS = "mlflow.experimentKind", "custom_model_development"
@@ -316,6 +319,25 @@ class MlflowRuns:
             parent_id, metrics=[self._entities.Metric(SWEEP_BEST, float(value), now, number)]
         )
         return True
+
+    def update_front(
+        self, parent_id: str, sweep: str, front: Mapping[int, Mapping[str, Any]]
+    ) -> int:
+        """Tag the runs of the trials on the Pareto front (``front``: number -> params)
+        ``pareto_front=true``, and ``false`` those that left it; return the tags changed."""
+        tags = self.client.get_run(parent_id).data.tags
+        before = {int(n) for n in (tags.get(PARETO_TRIALS) or "").split(",") if n.isdigit()}
+        now = set(front)
+        if now == before:
+            return 0
+        children = self.children(parent_id)
+        for number in sorted(before - now):
+            if number in children:
+                self.client.set_tag(children[number], PARETO, "false")
+        for number in sorted(now - before):
+            self.client.set_tag(self.child(parent_id, sweep, number, front[number]), PARETO, "true")
+        self.client.set_tag(parent_id, PARETO_TRIALS, ",".join(map(str, sorted(now))))
+        return len(now ^ before)
 
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(run_id, key)}

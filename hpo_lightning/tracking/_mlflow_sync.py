@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from hpo_lightning._objectives import Objectives, objectives_of
 from hpo_lightning._secrets import redact
 from hpo_lightning._trial import Mode, is_better
 from hpo_lightning.exceptions import HPOError, ServiceUnavailableError
@@ -123,7 +124,15 @@ def _sync(
     metrics, states = report.metrics_logged, report.states_set
     if artifacts:
         monitor = sweep.definition.get("monitor")
-        log_sweep_artifacts(runs, parent, trials, sweep.mode, monitor=monitor, sweep=sweep_name)
+        log_sweep_artifacts(
+            runs,
+            parent,
+            trials,
+            sweep.mode,
+            monitor=monitor,
+            sweep=sweep_name,
+            objectives=objectives_of(sweep.definition, sweep.mode),
+        )
     finished = bool(trials) and all(t.state.is_finished for t in trials)
     if finished and runs.client.get_run(parent).info.status != "FINISHED":
         runs.client.set_terminated(parent, "FINISHED")
@@ -155,7 +164,21 @@ def mirror_trials(
     if best is not None and best.value is not None:
         child = runs.children(parent)[best.number]
         runs.update_best(parent, child, best.number, best.value, sweep.mode)
+    tag_front(runs, parent, sweep.name, trials, objectives_of(sweep.definition, sweep.mode))
     return SyncReport(parent, created, metrics, states, len(trials))
+
+
+def tag_front(
+    runs: MlflowRuns, parent: str, sweep: str, trials: list[TrialRecord], objectives: Objectives
+) -> None:
+    """A multi-objective sweep: tag its Pareto front's trial runs ``pareto_front=true``."""
+    if not objectives.multi:
+        return
+    from hpo_lightning._front import pareto_trials
+
+    runs.update_front(
+        parent, sweep, {t.number: t.params for t in pareto_trials(trials, objectives)}
+    )
 
 
 def _backfill_metrics(runs: MlflowRuns, storage: Storage, child: str, t: TrialRecord) -> int:

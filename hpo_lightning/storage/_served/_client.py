@@ -212,11 +212,16 @@ class RemoteStorage(Storage):
         epochs: int | None = None,
         message: str | None = None,
         failure: FailureKind | None = None,
+        objective_values: Sequence[float] | None = None,
+        violation: float | None = None,
     ) -> bool:
         state = TrialState(state)
         if state is TrialState.RUNNING:
             raise StorageError("finish_trial needs a final state, not RUNNING")
+        vector = None if objective_values is None else [float(v) for v in objective_values]
         args = {
+            "objective_values": vector,
+            "violation": None if violation is None else float(violation),
             "trial_id": trial_id,
             "state": state.value,
             "value": None if value is None else float(value),

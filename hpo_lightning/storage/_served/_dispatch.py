@@ -270,6 +270,8 @@ _OPS: dict[str, Callable[[Dispatcher, dict[str, Any]], dict[str, Any]]] = {
             epochs=a.get("epochs"),
             message=a.get("message"),
             failure=None if a.get("failure") is None else FailureKind(a["failure"]),
+            objective_values=a.get("objective_values"),
+            violation=a.get("violation"),
         )
     ),
     "heartbeat": _result(lambda s, a: s.store.heartbeat([int(i) for i in a["trial_ids"]])),

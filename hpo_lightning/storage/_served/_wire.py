@@ -103,6 +103,8 @@ def trial_from(d: Mapping[str, Any]) -> TrialRecord:
     for name, kind in _TRIAL_ENUMS.items():
         if values.get(name) is not None:
             values[name] = kind(values[name])
+    if values.get("objective_values") is not None:  # a JSON list: the record keeps a tuple
+        values["objective_values"] = tuple(float(v) for v in values["objective_values"])
     return TrialRecord(**values)
 
 
