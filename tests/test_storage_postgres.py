@@ -20,6 +20,7 @@ from contract.storage_contract import DEFINITION, StorageContract, _claim_until,
 from hpo_lightning._trial import TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
 from hpo_lightning.storage import open_storage
+from hpo_lightning.storage._schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from hpo_lightning.storage._postgres import PostgresStorage
@@ -64,7 +65,7 @@ def _open_and_close(url: str, out: object) -> None:
 def test_eight_processes_create_the_schema_at_once(pg_url: str) -> None:
     assert run_workers(_open_and_close, (pg_url,), 8) == ["PostgresStorage"] * 8
     schema = _schema(pg_url)
-    assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(3,)]
+    assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(SCHEMA_VERSION,)]
     types = dict(
         admin(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "

@@ -8,6 +8,7 @@ import pytest
 from contract.storage_contract import StorageContract
 
 from hpo_lightning.storage import SQLiteStorage, open_storage
+from hpo_lightning.storage._schema import SCHEMA_VERSION
 
 
 class TestSQLiteStorage(StorageContract):
@@ -79,4 +80,4 @@ def test_a_version_1_store_is_migrated_to_typed_states(tmp_path: Path) -> None:
     assert trials[3].failure is FailureKind.ERROR and trials[1].failure is None
     store.close()
     (version,) = sqlite3.connect(path).execute("SELECT MAX(version) FROM hpo_schema").fetchone()
-    assert version == 3  # through version 2 (typed states) to 3 (hpo_checkpoints)
+    assert version == SCHEMA_VERSION  # through 2 (typed states), 3 (hpo_checkpoints) and on

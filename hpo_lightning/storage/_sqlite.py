@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._schema import SCHEMA_VERSION, TABLES, migrate, schema_sql
+from hpo_lightning.storage._schema import TABLES, ensure_schema, schema_version
 from hpo_lightning.storage._sql import SQLStorage
 
 _BUSY_TIMEOUT_S = 120.0
@@ -122,13 +122,8 @@ class SQLiteStorage(SQLStorage):
                 f"{self.path} is a SQLite database of another application (tables: {shown}); "
                 "hpo_lightning will not write into it -- give a new file path"
             )
-        if "hpo_schema" in names:
-            row = conn.execute("SELECT MAX(version) FROM hpo_schema").fetchone()
-            if row and row[0] is not None and int(row[0]) > SCHEMA_VERSION:
-                raise InvalidStorageError(
-                    f"{self.path} was written by a newer hpo_lightning (schema {row[0]}, this "
-                    f"version reads {SCHEMA_VERSION}); upgrade hpo_lightning"
-                )
+        if "hpo_schema" in names:  # refuse a newer schema before touching the file (WAL)
+            schema_version(conn.cursor(), "sqlite", str(self.path))
 
     @staticmethod
     def _retry(fn: object) -> object:
@@ -149,14 +144,7 @@ class SQLiteStorage(SQLStorage):
 
     def _init_schema(self) -> None:
         with self._write() as cur:
-            for stmt in schema_sql("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"):
-                cur.execute(stmt)
-            cur.execute("SELECT MAX(version) FROM hpo_schema")
-            version = cur.fetchone()[0]
-            if version is None:
-                cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif int(version) < SCHEMA_VERSION:
-                migrate(cur, int(version))
+            ensure_schema(cur, "sqlite", where=str(self.path))
 
     # --- pickling (DDP spawn sends the store to worker processes) ----------------------
     def __getstate__(self) -> dict[str, object]:

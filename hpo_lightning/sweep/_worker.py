@@ -5,10 +5,12 @@ run :meth:`Worker.run`. The worker owns the tuner, the scheduler, the event bus,
 tracker and the MLflow observer of its process; :class:`~hpo_lightning.sweep.Sweep` only
 defines the sweep and starts workers (itself, or through a launcher).
 
-Every decision is taken inside a claim transaction on the store: the worker reads the sweep's
-trials, marks trials of dead workers as lost, rebuilds the tuner's view (finished trials are
-reported once, RUNNING ones are pending), and inserts the next trial. So n_trials holds across
-processes and machines, grid points never repeat, and a killed sweep resumes where it was.
+Every decision is taken inside a claim transaction on the store: the worker reads the trials
+changed since its last claim into its view of the sweep (``SweepView``), updates the tuner
+(finished trials are reported once, RUNNING ones are pending), and inserts the next trial;
+before each claim it marks trials of dead workers as lost. So n_trials holds across processes
+and machines, grid points never repeat, a killed sweep resumes where it was, and a claim costs
+the same at trial 10,000 as at trial 100.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
 from hpo_lightning.sweep._objective import resolve_objective
-from hpo_lightning.sweep._progress import summarize
 from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
-from hpo_lightning.sweep._result import REQUEUED, StopReason, pending_requeue, settled
+from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
+from hpo_lightning.sweep._view import SweepView
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
@@ -87,6 +89,8 @@ class Worker(CheckpointingWorker):
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
+        self._view = SweepView()
+        self._claim: Claim | None = None  # the claim _decide last saw
         self.mlflow_tracker: Any = None
         self._started = time.monotonic()
 
@@ -103,6 +107,7 @@ class Worker(CheckpointingWorker):
             cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=cfg.seed, **options
         )
         self._reported: set[int] = set()
+        self._view = SweepView()  # a new tuner hears every finished trial again
         self.scheduler = make_sweep_scheduler(cfg)
         self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
         self._observers: list[Any] = []
@@ -145,15 +150,17 @@ class Worker(CheckpointingWorker):
             self.record.id, older_than_s=self.config.lost_after_s, is_alive=worker_alive
         )
 
-    def _sync_tuner(self, trials: list[TrialRecord]) -> None:
+    def _sync_tuner(self) -> None:
         tuner = self.tuner
         tuner.clear_pending()
-        for t in trials:
+        view = self._view
+        # by trial number, running and newly finished trials interleaved, as the whole list
+        # was read before views; a requeued trial is no result (its params run again)
+        news = [view.unreported.pop(n) for n in sorted(view.unreported)]
+        for t in sorted([*view.running(), *news], key=lambda t: t.number):
             if t.state is TrialState.RUNNING:
                 tuner.add_pending(t.params)
-            elif t.number in self._reported or t.state in REQUEUED:
-                continue  # a requeued trial is no result: its params run again
-            else:
+            elif t.number not in self._reported:
                 self._reported.add(t.number)
                 value = t.value if t.value is not None else math.nan
                 step = max(t.epochs - 1, 0) if t.state is TrialState.PRUNED else None
@@ -166,8 +173,9 @@ class Worker(CheckpointingWorker):
         the tuner's pending set is rebuilt and each finished trial is reported once.
         """
         cfg = self.config
-        trials = claim.trials
-        s = summarize(trials, cfg.mode)
+        self._claim = claim
+        self._view.read(claim)
+        s = self._view.counts()
         end = settled(s, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
         if end is not None:
             return end
@@ -175,7 +183,7 @@ class Worker(CheckpointingWorker):
         if s["done"] + s["running"] >= target:
             return _Wait.WAIT
         if cfg.retry_lost:
-            for t in pending_requeue(trials):
+            for t in self._view.pending_requeue():
                 losses = int(t.attrs.get("losses", 0)) + (t.state is TrialState.LOST)
                 if self.checkpoints is not None:
                     reopened = self._reopen(claim, t, losses)
@@ -186,7 +194,7 @@ class Worker(CheckpointingWorker):
                     tuner=t.tuner,
                     attrs={**self._where(), "retry_of": t.number, "losses": losses},
                 )
-        self._sync_tuner(trials)
+        self._sync_tuner()
         params = self.tuner.suggest()
         if params is None:
             return _Wait.WAIT if s["running"] else StopReason.EXHAUSTED
@@ -211,7 +219,12 @@ class Worker(CheckpointingWorker):
             if timeout is not None and time.monotonic() - self._started > timeout:
                 return StopReason.TIMEOUT
             self.reap()
-            nxt = self.storage.claim_with(self.record.id, lambda c: self._decide(c, limit))
+            self._claim = None
+            nxt = self.storage.claim_with(
+                self.record.id, lambda c: self._decide(c, limit), since=self._view.since
+            )
+            if self._claim is not None:  # committed: fold in what it wrote
+                self._view.committed(self._claim)
             if not isinstance(nxt, _Wait):
                 return nxt
             time.sleep(0.05)
