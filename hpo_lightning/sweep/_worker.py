@@ -31,6 +31,7 @@ from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
+from hpo_lightning.sweep._deferred import DeferredCallback, lightning_loaded
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
 from hpo_lightning.sweep._result import StopReason, settled
@@ -119,9 +120,10 @@ class Worker(CheckpointingWorker):
         for obs in self._observers:
             self._bus.subscribe(obs)
         self._heartbeat = Heartbeat(self.storage, cfg.heartbeat_s)
-        # Import the callback (Lightning, torch: seconds) before the first claim, so that the
-        # first trial's clock and heartbeats do not include it.
-        import hpo_lightning.lightning  # noqa: F401
+        if lightning_loaded():
+            # The objective's module imported Lightning: import the callback now (seconds),
+            # not in the first trial's clock. A plain-Python objective never imports it.
+            import hpo_lightning.lightning  # noqa: F401
 
         self._started = time.monotonic()
         self._ready = True
@@ -231,7 +233,12 @@ class Worker(CheckpointingWorker):
 
     # --- running trials ---------------------------------------------------------------------
     def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
-        """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
+        """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing).
+
+        While Lightning is not imported, a DeferredCallback that builds it on first use.
+        """
+        if not lightning_loaded():
+            return DeferredCallback(lambda: self.callback(trial, joined=joined, explored=explored))
         from hpo_lightning.lightning import HPOCallback
 
         return HPOCallback(
