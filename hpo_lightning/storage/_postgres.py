@@ -25,7 +25,6 @@ import functools
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -95,6 +94,11 @@ class _Cursor:
         return self._cur.rowcount
 
 
+def _close_quietly(conn: psycopg.Connection[Any]) -> None:
+    with suppress(psycopg.Error):
+        conn.close()
+
+
 def _dsn(url: str) -> str:
     """A libpq URL (SQLAlchemy's ``postgresql+psycopg://`` accepted) with a connect timeout."""
     if url.startswith("postgresql+psycopg://"):
@@ -129,9 +133,7 @@ class PostgresStorage(SQLStorage):
 
         self.url = redact_url(url)
         self.retry_s = float(retry_s)
-        self._lock = threading.RLock()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._pid = -1
+        self._no_connection_yet()
         self._password: str | None = None
         try:
             self._dsn = _dsn(url)
@@ -154,21 +156,15 @@ class PostgresStorage(SQLStorage):
         return text.replace(self._password, "***") if self._password else text
 
     def _connection(self) -> psycopg.Connection[Any]:
-        conn = self._conn
-        if conn is not None and self._pid == os.getpid() and not conn.closed:
+        conn = self._own_connection()
+        if conn is not None and not conn.closed:
             return conn
         self._drop_connection()
-        self._conn = psycopg.connect(self._dsn, autocommit=True)
-        self._pid = os.getpid()
-        return self._conn
+        return self._adopt(psycopg.connect(self._dsn, autocommit=True))
 
     def _drop_connection(self) -> None:
-        # A forked child only forgets the parent's connection: closing it would end the
-        # parent's session (psycopg skips the close on garbage collection in a child too).
-        if self._conn is not None and self._pid == os.getpid():
-            with suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = None
+        # (psycopg too skips the close on garbage collection in a forked child)
+        self._forget_connection(_close_quietly)
 
     def _retrying(
         self, what: str, attempt: Callable[[], T], *, error: type[StorageError] = StorageError
@@ -307,15 +303,6 @@ class PostgresStorage(SQLStorage):
     def close(self) -> None:
         with self._lock:
             self._drop_connection()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.update(_conn=None, _pid=-1, _lock=None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self.url!r})"

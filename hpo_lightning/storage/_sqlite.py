@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,15 +72,14 @@ class SQLiteStorage(SQLStorage):
         self._create = create
         if not self.memory:
             _check_file(self.path, create=create)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
+        self._no_connection_yet()
         self._connect(init=True)
 
     # --- connection --------------------------------------------------------------
     def _connect(self, *, init: bool = False) -> sqlite3.Connection:
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+        own = self._own_connection()
+        if own is not None:
+            return own
         try:
             conn = sqlite3.connect(
                 str(self.path),
@@ -101,7 +99,7 @@ class SQLiteStorage(SQLStorage):
                 f"cannot use {self.path} as a store: {exc}; give the path of an hpo_lightning "
                 "store or of a new file"
             ) from exc
-        self._conn, self._pid = conn, os.getpid()
+        self._adopt(conn)
         if init:
             self._init_schema()
         return conn
@@ -153,13 +151,7 @@ class SQLiteStorage(SQLStorage):
                 "an in-memory store (':memory:') cannot be sent to another process (e.g. "
                 "Trainer(strategy='ddp_spawn')); give the store a file path"
             )
-        state = dict(self.__dict__)
-        state.update(_conn=None, _pid=-1, _lock=None)  # a connection and a lock stay behind
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
+        return super().__getstate__()
 
     # --- transactions ------------------------------------------------------------------
     @contextmanager
@@ -195,9 +187,7 @@ class SQLiteStorage(SQLStorage):
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+            self._forget_connection(lambda conn: conn.close())
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
