@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +27,7 @@ from hpo_lightning.storage._base import (
     dumps,
     worker_id,
 )
+from hpo_lightning.storage._lifecycle import PerProcessConnection
 from hpo_lightning.storage._sql_checkpoints import CheckpointSQL, reopen_trial
 
 T = TypeVar("T")
@@ -48,45 +47,8 @@ def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-class SQLStorage(CheckpointSQL, Storage):
-    """Storage over a DB-API connection; see :class:`Storage` for the contract.
-
-    Connection lifecycle, shared by both stores: one connection per process, opened lazily and
-    guarded by ``_lock`` (the heartbeat thread shares it); a forked child opens its own and
-    never touches (nor closes) its parent's; pickling leaves the connection and lock behind.
-    """
-
-    _lock: threading.RLock
-    _conn: Any = None
-    _pid: int = -1
-
-    def _no_connection_yet(self) -> None:
-        self._lock = threading.RLock()
-        self._conn, self._pid = None, -1
-
-    def _own_connection(self) -> Any:
-        """This process's connection, or None (never the parent's after a fork)."""
-        return self._conn if self._conn is not None and self._pid == os.getpid() else None
-
-    def _adopt(self, conn: Any) -> Any:
-        self._conn, self._pid = conn, os.getpid()
-        return conn
-
-    def _forget_connection(self, close: Callable[[Any], None]) -> None:
-        """Close this process's connection with ``close``; only forget a parent's (closing it
-        would end the parent's session)."""
-        conn, self._conn = self._own_connection(), None
-        if conn is not None:
-            close(conn)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.update(_conn=None, _pid=-1, _lock=None)  # a connection and a lock stay behind
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
+class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
+    """Storage over a DB-API connection; see :class:`Storage` for the contract."""
 
     # --- provided by subclasses -------------------------------------------------
     @abstractmethod
