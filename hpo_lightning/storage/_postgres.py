@@ -267,12 +267,15 @@ class PostgresStorage(SQLStorage):
         )
 
     # --- claims -------------------------------------------------------------------------
-    def _lock_sweep(self, cur: Any, sweep_id: int) -> None:
-        cur.execute("SELECT id FROM hpo_sweeps WHERE id = ? FOR UPDATE", (sweep_id,))
-        if cur.fetchone() is None:
+    def _lock_sweep(self, cur: Any, sweep_id: int) -> int:
+        """Lock the sweep's row; its change count (see _schema.py)."""
+        cur.execute("SELECT changes FROM hpo_sweeps WHERE id = ? FOR UPDATE", (sweep_id,))
+        row = cur.fetchone()
+        if row is None:
             raise StorageError(
                 f"no sweep with id {sweep_id} in {self.url}; look the sweep up by name first"
             )
+        return int(row[0])
 
     @contextmanager
     def claim(self, sweep_id: int, *, since: int | None = None) -> Iterator[Claim]:
@@ -312,31 +315,22 @@ class _ClaimRun:
     """The transaction of one claim, able to carry on after its connection dropped.
 
     Trial ids come from a sequence, so only this claim ever holds the ids it inserted: after a
-    reconnect, finding them means the commit went through; finding the sweep's highest trial
-    number as it first read it means no other claim committed and the inserts can be replayed
-    as they were.
+    reconnect, finding them means the commit went through; finding the sweep's change count
+    where it was means no other worker changed its trials and the inserts can be replayed as
+    they were.
     """
 
     def __init__(self, store: PostgresStorage, sweep_id: int, since: int | None) -> None:
         self.store, self.sweep_id, self.since = store, sweep_id, since
         self.claim: Claim | None = None
+        self.changes_at_start = -1
         self.cur: _Cursor | None = None
-        self.top = -1
         self.added: list[TrialRecord] = []
 
     def start(self) -> list[TrialRecord]:
         self.cur = self.store._begin()
-        trials = self.store._claim_start(self.cur, self.sweep_id, self.since)
-        self.top = self._top(self.cur)
-        return trials
-
-    def _top(self, cur: _Cursor) -> int:
-        """The sweep's highest trial number: only a claim inserts trials, and none are deleted
-        alone, so it changes exactly when another claim added a trial."""
-        cur.execute(
-            "SELECT COALESCE(MAX(number), -1) FROM hpo_trials WHERE sweep_id = ?", (self.sweep_id,)
-        )
-        return int(cur.fetchone()[0])
+        self.changes_at_start = self.store._lock_sweep(self.cur, self.sweep_id)
+        return self.store._claim_start(self.cur, self.sweep_id, self.since, locked=True)
 
     def add(self, params: Mapping[str, Any], **kw: Any) -> TrialRecord:
         def attempt() -> TrialRecord:
@@ -377,7 +371,7 @@ class _ClaimRun:
     def _resume(self) -> _Cursor | None:
         """Reopen the claim on a new connection; None when it had already committed."""
         cur = self.store._begin()
-        self.store._lock_sweep(cur, self.sweep_id)
+        changes = self.store._lock_sweep(cur, self.sweep_id)
         mine = [t.id for t in self.added]
         if mine:
             cur.execute(
@@ -387,7 +381,7 @@ class _ClaimRun:
             if int(cur.fetchone()[0]) == len(mine):
                 cur.execute("ROLLBACK")
                 return None
-        if self._top(cur) != self.top:
+        if changes != self.changes_at_start:  # another worker changed the sweep's trials
             cur.execute("ROLLBACK")
             raise ClaimInterruptedError(
                 f"the connection to {self.store.url} dropped during a claim while another "

@@ -59,7 +59,7 @@ class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
     def _read(self) -> Any:
         """Context manager: a cursor for reads."""
 
-    def _lock_sweep(self, cur: Any, sweep_id: int) -> None:
+    def _lock_sweep(self, cur: Any, sweep_id: int) -> Any:
         """Serialise claims of one sweep (the SQLite write lock already does)."""
 
     def _transaction(self, body: Callable[[Any], T]) -> T:
@@ -276,10 +276,13 @@ class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
         return deleted
 
     # --- trials ---------------------------------------------------------------------------
-    def _claim_start(self, cur: Any, sweep_id: int, since: int | None = None) -> list[TrialRecord]:
-        """Lock the sweep and read its trials (only those changed after ``since`` when given):
-        the first half of a claim (writes nothing)."""
-        self._lock_sweep(cur, sweep_id)
+    def _claim_start(
+        self, cur: Any, sweep_id: int, since: int | None = None, *, locked: bool = False
+    ) -> list[TrialRecord]:
+        """Lock the sweep (unless ``locked``) and read its trials (only those changed after
+        ``since`` when given): the first half of a claim (writes nothing)."""
+        if not locked:
+            self._lock_sweep(cur, sweep_id)
         if since is None:
             cur.execute(
                 f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? ORDER BY number",
@@ -474,9 +477,10 @@ class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
         def body(cur: Any) -> list[TrialRecord]:
             # Returns what this attempt failed: after a lost commit acknowledgement the retry
             # finds those trials already FAILED and leaves them out (their state is right).
+            # 'running' literally: the hpo_trials_running partial index answers it
             cur.execute(
-                f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? AND state = ?",
-                (sweep_id, TrialState.RUNNING.value),
+                f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? AND state = 'running'",
+                (sweep_id,),
             )
             failed = []
             stamp: int | None = None
