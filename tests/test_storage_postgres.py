@@ -19,6 +19,7 @@ from _pg import admin, fresh_database, fresh_schema, terminate
 from hpo_lightning._trial import TrialState
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
 from hpo_lightning.storage import open_storage
+from hpo_lightning.storage._schema import SCHEMA_VERSION
 from hpo_lightning.testing import StorageContract
 from hpo_lightning.testing._storage_contract import DEFINITION, _claim_until, run_workers
 
@@ -65,8 +66,6 @@ def _open_and_close(url: str, out: object) -> None:
 def test_eight_processes_create_the_schema_at_once(pg_url: str) -> None:
     assert run_workers(_open_and_close, (pg_url,), 8) == ["PostgresStorage"] * 8
     schema = _schema(pg_url)
-    from hpo_lightning.storage._schema import SCHEMA_VERSION
-
     assert admin(f'SELECT version FROM "{schema}".hpo_schema') == [(SCHEMA_VERSION,)]
     types = dict(
         admin(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpo_lightning.storage import SQLiteStorage, open_storage
+from hpo_lightning.storage._schema import SCHEMA_VERSION
 from hpo_lightning.testing import StorageContract
 
 
@@ -79,6 +80,4 @@ def test_a_version_1_store_is_migrated_to_typed_states(tmp_path: Path) -> None:
     assert trials[3].failure is FailureKind.ERROR and trials[1].failure is None
     store.close()
     (version,) = sqlite3.connect(path).execute("SELECT MAX(version) FROM hpo_schema").fetchone()
-    from hpo_lightning.storage._schema import SCHEMA_VERSION
-
     assert version == SCHEMA_VERSION  # through 2 (typed states), 3 (hpo_checkpoints) and on

@@ -10,6 +10,7 @@ from typing import Any
 
 from hpo_lightning._objectives import objectives_of
 from hpo_lightning._secrets import redact_tree
+from hpo_lightning._trial import TrialState
 from hpo_lightning.cli._front_view import (
     fmt_value,
     front_lines,
@@ -79,6 +80,12 @@ def register(sub: Any) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("sweep", help="sweep name, or the sweep file (uses its storage)")
         _storage_arg(p)
+        if name == "status":
+            p.add_argument(
+                "--all",
+                action="store_true",
+                help=f"every trial (default: the last {STATUS_ROWS}, the best and the running)",
+            )
         if name == "best":
             p.add_argument(
                 "--checkpoint",
@@ -283,6 +290,24 @@ def _trials(args: argparse.Namespace) -> tuple[Storage, Any, list[TrialRecord]]:
     return store, sweep, store.get_trials(sweep.id)
 
 
+# trials a `status` table shows without --all: a 10,000-trial table takes rich a minute
+STATUS_ROWS = 50
+
+
+def _shown_rows(trials: list[TrialRecord], best: TrialRecord | None, every: bool) -> list[int]:
+    """Indexes of the trials the table shows: all, or the last STATUS_ROWS, the best and the
+    running ones."""
+    if every or len(trials) <= STATUS_ROWS:
+        return list(range(len(trials)))
+    keep = set(range(len(trials) - STATUS_ROWS, len(trials)))
+    keep.update(
+        i
+        for i, t in enumerate(trials)
+        if t.state is TrialState.RUNNING or (best is not None and t.number == best.number)
+    )
+    return sorted(keep)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -301,7 +326,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         notes = marked(trials, objectives, s["best"])
         lost_after = float(sweep.definition.get("lost_after_s", 60.0))
         shown = [shown_state(t, lost_after) for t in trials]
-        for t, state in zip(trials, shown):
+        rows = _shown_rows(trials, s["best"], args.all)
+        for t, state in ((trials[i], shown[i]) for i in rows):
             note = (t.message or "").splitlines()[0][:60] if t.message else ""
             note = notes.get(t.number, note)
             note = "; ".join(filter(None, [note, lineage_note(t.attrs)]))
@@ -319,6 +345,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         console = _console(width=max(120, Console().width))
         console.print(table)
+        if len(rows) < len(trials):
+            console.print(f"{len(trials) - len(rows)} more trials not shown (--all shows them)")
         lost = sum(1 for state in shown if state.startswith("lost?"))
         requeued = s["interrupted"] + s["lost"]
         console.print(

@@ -99,6 +99,10 @@ class TrialRecord:
         """True unless the trial broke a constraint of its sweep."""
         return not self.violation
 
+    # the sweep's change count at this trial's last change (0: a store that counts none);
+    # see Storage.claim
+    changed: int = 0
+
 
 @dataclass(frozen=True)
 class CheckpointRecord:
@@ -112,17 +116,36 @@ class CheckpointRecord:
 
 
 class Claim:
-    """What ``Storage.claim`` hands the caller inside the claim transaction."""
+    """What ``Storage.claim`` hands the caller inside the claim transaction.
+
+    Attributes:
+        trials: the sweep's trials (by number) -- only those changed after ``since`` when
+            ``since`` is not None -- and then the trials this claim added or reopened.
+        since: the change count the caller passed, when the store answered with only the
+            trials changed after it; None when ``trials`` holds every trial of the sweep.
+        changes: the change count to pass as ``since`` to the next claim once this one has
+            committed (every later change of a trial gets a greater count); None when the
+            store counts no changes.
+    """
 
     def __init__(
         self,
         trials: list[TrialRecord],
         add: Callable[..., TrialRecord],
         reopen: Callable[..., TrialRecord | None] | None = None,
+        *,
+        since: int | None = None,
+        changes: int | None = None,
     ) -> None:
         self.trials = trials
+        self.since = since
+        self.changes = changes
         self._add = add
         self._reopen = reopen
+
+    def _saw(self, rec: TrialRecord) -> None:
+        if self.changes is not None:
+            self.changes = max(self.changes, rec.changed)
 
     def reopen_trial(self, trial: TrialRecord, *, attrs: Mapping[str, Any]) -> TrialRecord | None:
         """Resume a requeued trial from its latest checkpoint: the same row, RUNNING again.
@@ -138,7 +161,11 @@ class Claim:
             return None
         rec = self._reopen(trial, attrs=attrs)
         if rec is not None:
-            self.trials[:] = [rec if t.id == rec.id else t for t in self.trials]
+            if any(t.id == rec.id for t in self.trials):
+                self.trials[:] = [rec if t.id == rec.id else t for t in self.trials]
+            else:  # a claim of changes only may not hold it
+                self.trials.append(rec)
+            self._saw(rec)
         return rec
 
     def add_trial(
@@ -152,6 +179,7 @@ class Claim:
         """Insert a new trial (RUNNING by default) with the next trial number."""
         rec = self._add(params, tuner=tuner, state=state, attrs=attrs)
         self.trials.append(rec)
+        self._saw(rec)
         return rec
 
 
@@ -192,7 +220,10 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def set_sweep_status(self, sweep_id: int, status: str) -> None: ...
+    def set_sweep_status(self, sweep_id: int, status: str) -> None:
+        """Record where the sweep's workers were launched (e.g. ``slurm job 123 (8 workers)
+        started ...``), shown by ``hpo-lightning status`` as "launched: ..."; a sweep whose
+        workers nobody launched keeps ``running``, the default."""
 
     @abstractmethod
     def delete_sweep(self, sweep_id: int) -> int:
@@ -202,10 +233,19 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def claim(self, sweep_id: int) -> AbstractContextManager[Claim]:
-        """A write transaction that locks the sweep: read its trials, then add one atomically."""
+    def claim(self, sweep_id: int, *, since: int | None = None) -> AbstractContextManager[Claim]:
+        """A write transaction that locks the sweep: read its trials, then add one atomically.
 
-    def claim_with(self, sweep_id: int, decide: Callable[[Claim], T]) -> T:
+        ``since``: the ``changes`` of the caller's last committed claim; a store that counts
+        changes then reads only the trials changed after it (``claim.since`` says so), which
+        keeps a claim's cost flat as the sweep grows. A store may always answer with every
+        trial (``claim.since`` None). In such a claim, ``heartbeat_at`` and ``epochs`` of a
+        RUNNING trial are as of its last change, not live.
+        """
+
+    def claim_with(
+        self, sweep_id: int, decide: Callable[[Claim], T], *, since: int | None = None
+    ) -> T:
         """Run ``decide(claim)`` inside :meth:`claim` and return its result.
 
         Prefer this to ``with claim()`` in loops that must survive a lost connection: a store
@@ -213,7 +253,7 @@ class Storage(ABC):
         on the fresh trials, which a ``with`` block cannot do. ``decide`` must therefore only
         read ``claim.trials`` and call ``claim.add_trial``.
         """
-        with self.claim(sweep_id) as c:
+        with self.claim(sweep_id, since=since) as c:
             return decide(c)
 
     @abstractmethod

@@ -23,9 +23,11 @@ def _value(v: Any) -> float | None:
 
 
 def reopen_trial(
-    cur: Any, trial: TrialRecord, attrs: Mapping[str, Any], cols: str
+    cur: Any, trial: TrialRecord, attrs: Mapping[str, Any], cols: str, stamp: int
 ) -> tuple[Any, ...] | None:
-    """Inside a claim: reopen ``trial`` from its latest checkpoint; its new row, or None."""
+    """Inside a claim: reopen ``trial`` from its latest checkpoint; its new row, or None.
+
+    ``stamp``: the sweep's change count for this write (see ``SQLStorage._bump``)."""
     cur.execute("SELECT MAX(epoch) FROM hpo_checkpoints WHERE trial_id = ?", (trial.id,))
     row = cur.fetchone()
     if row is None or row[0] is None:
@@ -35,7 +37,7 @@ def reopen_trial(
     cur.execute("DELETE FROM hpo_metrics WHERE trial_id = ? AND epoch > ?", (trial.id, epoch))
     cur.execute(
         "UPDATE hpo_trials SET state = ?, value = NULL, finished_at = NULL, message = NULL, "
-        "failure = NULL, worker = ?, heartbeat_at = ?, epochs = ?, attrs = ? "
+        "failure = NULL, worker = ?, heartbeat_at = ?, epochs = ?, attrs = ?, changed = ? "
         "WHERE id = ? AND state = ?",
         (
             TrialState.RUNNING.value,
@@ -43,6 +45,7 @@ def reopen_trial(
             now,
             epoch + 1,
             dumps({**attrs, "resumed_epochs": epoch + 1}),
+            stamp,
             trial.id,
             trial.state.value,
         ),
@@ -58,6 +61,7 @@ class CheckpointSQL:
 
     _transaction: Callable[..., Any]
     _query: Callable[..., Any]
+    _bump: Callable[..., int]
 
     def add_checkpoint(self, trial_id: int, epoch: int, path: str, value: float | None) -> None:
         row = (trial_id, int(epoch), str(path), _value(value), time.time())
@@ -83,8 +87,13 @@ class CheckpointSQL:
         """Replace a running trial's attrs (e.g. its PBT lineage)."""
         self._transaction(
             lambda cur: cur.execute(
-                "UPDATE hpo_trials SET attrs = ? WHERE id = ? AND state = ?",
-                (dumps(dict(attrs)), trial_id, TrialState.RUNNING.value),
+                "UPDATE hpo_trials SET attrs = ?, changed = ? WHERE id = ? AND state = ?",
+                (
+                    dumps(dict(attrs)),
+                    self._bump(cur, trial_id=trial_id),
+                    trial_id,
+                    TrialState.RUNNING.value,
+                ),
             )
         )
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from hpo_lightning.exceptions import InvalidStorageError, StorageError
-from hpo_lightning.storage._schema import SCHEMA_VERSION, TABLES, migrate, schema_sql
+from hpo_lightning.storage._schema import TABLES, ensure_schema, schema_version
 from hpo_lightning.storage._sql import SQLStorage
 
 _BUSY_TIMEOUT_S = 120.0
@@ -73,15 +72,14 @@ class SQLiteStorage(SQLStorage):
         self._create = create
         if not self.memory:
             _check_file(self.path, create=create)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
+        self._no_connection_yet()
         self._connect(init=True)
 
     # --- connection --------------------------------------------------------------
     def _connect(self, *, init: bool = False) -> sqlite3.Connection:
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+        own = self._own_connection()
+        if own is not None:
+            return own
         try:
             conn = sqlite3.connect(
                 str(self.path),
@@ -101,7 +99,7 @@ class SQLiteStorage(SQLStorage):
                 f"cannot use {self.path} as a store: {exc}; give the path of an hpo_lightning "
                 "store or of a new file"
             ) from exc
-        self._conn, self._pid = conn, os.getpid()
+        self._adopt(conn)
         if init:
             self._init_schema()
         return conn
@@ -122,13 +120,8 @@ class SQLiteStorage(SQLStorage):
                 f"{self.path} is a SQLite database of another application (tables: {shown}); "
                 "hpo_lightning will not write into it -- give a new file path"
             )
-        if "hpo_schema" in names:
-            row = conn.execute("SELECT MAX(version) FROM hpo_schema").fetchone()
-            if row and row[0] is not None and int(row[0]) > SCHEMA_VERSION:
-                raise InvalidStorageError(
-                    f"{self.path} was written by a newer hpo_lightning (schema {row[0]}, this "
-                    f"version reads {SCHEMA_VERSION}); upgrade hpo_lightning"
-                )
+        if "hpo_schema" in names:  # refuse a newer schema before touching the file (WAL)
+            schema_version(conn.cursor(), "sqlite", str(self.path))
 
     @staticmethod
     def _retry(fn: object) -> object:
@@ -149,14 +142,7 @@ class SQLiteStorage(SQLStorage):
 
     def _init_schema(self) -> None:
         with self._write() as cur:
-            for stmt in schema_sql("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"):
-                cur.execute(stmt)
-            cur.execute("SELECT MAX(version) FROM hpo_schema")
-            version = cur.fetchone()[0]
-            if version is None:
-                cur.execute("INSERT INTO hpo_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif int(version) < SCHEMA_VERSION:
-                migrate(cur, int(version))
+            ensure_schema(cur, "sqlite", where=str(self.path))
 
     # --- pickling (DDP spawn sends the store to worker processes) ----------------------
     def __getstate__(self) -> dict[str, object]:
@@ -165,13 +151,7 @@ class SQLiteStorage(SQLStorage):
                 "an in-memory store (':memory:') cannot be sent to another process (e.g. "
                 "Trainer(strategy='ddp_spawn')); give the store a file path"
             )
-        state = dict(self.__dict__)
-        state.update(_conn=None, _pid=-1, _lock=None)  # a connection and a lock stay behind
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
+        return super().__getstate__()
 
     # --- transactions ------------------------------------------------------------------
     @contextmanager
@@ -207,9 +187,7 @@ class SQLiteStorage(SQLStorage):
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+            self._forget_connection(lambda conn: conn.close())
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"

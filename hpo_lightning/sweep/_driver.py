@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from typing import Any
@@ -218,20 +219,26 @@ class Sweep:
         self, display: ProgressDisplay, token: StopToken, limit: int | None
     ) -> StopReason:
         worker = Worker(self.config, self.storage, self.record, stop=token)
+        shown_at = [time.monotonic()]
+
+        def show(every_s: float = 1.0) -> None:
+            # reading every trial costs ~0.1 s at 10,000: not after each of many fast trials
+            if display.style != "quiet" and time.monotonic() - shown_at[0] >= every_s:
+                display.update(self.storage.get_trials(self.record.id))
+                shown_at[0] = time.monotonic()
+
         display.update(self.storage.get_trials(self.record.id))
         try:
             # the bar shows the running trial while it trains, not only between trials
             with display.follow(lambda: self.storage.get_trials(self.record.id)):
-                return worker.run(limit, on_trial=lambda: self._show(display))
+                reason = worker.run(limit, on_trial=show)
         except KeyboardInterrupt:
             token.request(reason="stopped by Ctrl-C (SIGINT)")
             return StopReason.INTERRUPTED
         finally:
             worker.close()
-
-    def _show(self, display: ProgressDisplay) -> None:
-        if display.style != "quiet":
-            display.update(self.storage.get_trials(self.record.id))
+        show(every_s=0.0)  # the trials finished since the last update
+        return reason
 
     def __iter__(self) -> Iterator[TrialHandle]:
         """Yield trials for a loop you write; each is finished when the loop moves on."""

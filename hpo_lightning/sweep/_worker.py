@@ -7,9 +7,11 @@ defines the sweep and starts workers (itself, or through a launcher).
 
 Before each claim the worker marks trials of dead workers LOST (a transaction of its own, see
 :meth:`Worker.reap`). Every decision is then taken inside a claim transaction on the store: the
-worker reads the sweep's trials, rebuilds the tuner's view (finished trials are reported once,
-RUNNING ones are pending), and inserts the next trial. So n_trials holds across
-processes and machines, grid points never repeat, and a killed sweep resumes where it was.
+worker reads the trials changed since its last claim into its view of the sweep
+(``SweepView``), updates the tuner (finished trials are reported once, RUNNING ones are
+pending), and inserts the next trial. So n_trials holds across processes and machines, grid
+points never repeat, a killed sweep resumes where it was, and a claim costs the same at trial
+10,000 as at trial 100.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from hpo_lightning.schedulers import EarlyStopper
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
+from hpo_lightning.sweep._deferred import DeferredCallback, lightning_loaded
 from hpo_lightning.sweep._objective import resolve_objective
-from hpo_lightning.sweep._progress import summarize
 from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
-from hpo_lightning.sweep._result import REQUEUED, StopReason, pending_requeue, settled
+from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
+from hpo_lightning.sweep._view import SweepView
 from hpo_lightning.sweep._worker_checkpoints import CheckpointingWorker
 from hpo_lightning.tracking import ExperimentTracker
 from hpo_lightning.tuners import make_tuner
@@ -92,6 +95,8 @@ class Worker(CheckpointingWorker):
         self.checkpoints = config.checkpoint_policy()
         self._ready = False
         self._where_cache: dict[str, Any] | None = None  # set in the process that runs trials
+        self._view = SweepView()
+        self._claim: Claim | None = None  # the claim _decide last saw
         self.mlflow_tracker: MLflowTracker | None = None
         self.scheduler: Any = None
         self._stopper: EarlyStopper | None = None
@@ -111,6 +116,7 @@ class Worker(CheckpointingWorker):
         )
         self._reported: set[int] = set()
         self._objectives = cfg.objectives()
+        self._view = SweepView()  # a new tuner hears every finished trial again
         self.scheduler = make_sweep_scheduler(cfg)
         self._store_tracker = ExperimentTracker(self.storage, sweep=cfg.name)
         self._observers: list[Any] = []
@@ -122,9 +128,10 @@ class Worker(CheckpointingWorker):
         for obs in self._observers:
             self._bus.subscribe(obs)
         self._heartbeat = Heartbeat(self.storage, cfg.heartbeat_s)
-        # Import the callback (Lightning, torch: seconds) before the first claim, so that the
-        # first trial's clock and heartbeats do not include it.
-        import hpo_lightning.lightning  # noqa: F401
+        if lightning_loaded():
+            # The objective's module imported Lightning: import the callback now (seconds),
+            # not in the first trial's clock. A plain-Python objective never imports it.
+            import hpo_lightning.lightning  # noqa: F401
 
         self._started = time.monotonic()
         self._ready = True
@@ -153,15 +160,17 @@ class Worker(CheckpointingWorker):
             self.record.id, older_than_s=self.config.lost_after_s, is_alive=worker_alive
         )
 
-    def _sync_tuner(self, trials: list[TrialRecord]) -> None:
+    def _sync_tuner(self) -> None:
         tuner = self.tuner
         tuner.clear_pending()
-        for t in trials:
+        view = self._view
+        # by trial number, running and newly finished trials interleaved, as the whole list
+        # was read before views; a requeued trial is no result (its params run again)
+        news = [view.unreported.pop(n) for n in sorted(view.unreported)]
+        for t in sorted([*view.running(), *news], key=lambda t: t.number):
             if t.state is TrialState.RUNNING:
                 tuner.add_pending(t.params)
-            elif t.number in self._reported or t.state in REQUEUED:
-                continue  # a requeued trial is no result: its params run again
-            else:
+            elif t.number not in self._reported:
                 self._reported.add(t.number)
                 step = max(t.epochs - 1, 0) if t.state is TrialState.PRUNED else None
                 value, options = tuner_result(t, self._objectives)
@@ -174,8 +183,9 @@ class Worker(CheckpointingWorker):
         the tuner's pending set is rebuilt and each finished trial is reported once.
         """
         cfg = self.config
-        trials = claim.trials
-        s = summarize(trials, cfg.primary_mode)
+        self._claim = claim
+        self._view.read(claim)
+        s = self._view.counts()
         end = settled(s, n_trials=cfg.n_trials, max_failures=cfg.max_failures, limit=limit)
         if end is not None:
             return end
@@ -183,7 +193,7 @@ class Worker(CheckpointingWorker):
         if s["done"] + s["running"] >= target:
             return _Wait.WAIT
         if cfg.retry_lost:
-            for t in pending_requeue(trials):
+            for t in self._view.pending_requeue():
                 losses = int(t.attrs.get("losses", 0)) + (t.state is TrialState.LOST)
                 if self.checkpoints is not None:
                     reopened = self._reopen(claim, t, losses)
@@ -194,7 +204,7 @@ class Worker(CheckpointingWorker):
                     tuner=t.tuner,
                     attrs={**self._where(), "retry_of": t.number, "losses": losses},
                 )
-        self._sync_tuner(trials)
+        self._sync_tuner()
         params = self.tuner.suggest()
         if params is None:
             return _Wait.WAIT if s["running"] else StopReason.EXHAUSTED
@@ -219,7 +229,12 @@ class Worker(CheckpointingWorker):
             if timeout is not None and time.monotonic() - self._started > timeout:
                 return StopReason.TIMEOUT
             self.reap()
-            nxt = self.storage.claim_with(self.record.id, lambda c: self._decide(c, limit))
+            self._claim = None
+            nxt = self.storage.claim_with(
+                self.record.id, lambda c: self._decide(c, limit), since=self._view.since
+            )
+            if self._claim is not None:  # committed: fold in what it wrote
+                self._view.committed(self._claim)
             if not isinstance(nxt, _Wait):
                 return nxt
             time.sleep(0.05)
@@ -241,7 +256,12 @@ class Worker(CheckpointingWorker):
         return self._stopper
 
     def callback(self, trial: Trial, *, joined: bool = False, explored: bool = False) -> Any:
-        """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing)."""
+        """An HPOCallback bound to ``trial`` (``joined``: another DDP rank's, writing nothing).
+
+        While Lightning is not imported, a DeferredCallback that builds it on first use.
+        """
+        if not lightning_loaded():
+            return DeferredCallback(lambda: self.callback(trial, joined=joined, explored=explored))
         from hpo_lightning.lightning import HPOCallback
 
         return HPOCallback(

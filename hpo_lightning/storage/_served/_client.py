@@ -150,10 +150,11 @@ class RemoteStorage(Storage):
 
     # --- claims --------------------------------------------------------------------------
     @contextmanager
-    def claim(self, sweep_id: int) -> Iterator[Claim]:
+    def claim(self, sweep_id: int, *, since: int | None = None) -> Iterator[Claim]:
         lease = uuid.uuid4().hex
         opened = self._call(
-            "claim_begin", {"sweep_id": sweep_id, "lease": lease, "worker": worker_id()}
+            "claim_begin",
+            {"sweep_id": sweep_id, "lease": lease, "worker": worker_id(), "since": since},
         )
         seq = iter(range(1 << 62))
 
@@ -179,20 +180,29 @@ class RemoteStorage(Storage):
             rec = self._call("claim_reopen", args)
             return None if rec is None else _wire.trial_from(rec)
 
+        # a server that counts no changes answers with every trial and no "since"
+        claim = Claim(
+            [_wire.trial_from(t) for t in opened["trials"]], add, reopen, since=opened.get("since")
+        )
         try:
-            yield Claim([_wire.trial_from(t) for t in opened["trials"]], add, reopen)
+            yield claim
         except BaseException:
             # if the abort is not heard, the server rolls the claim back when its lease ends
             with suppress(StorageError):
                 self._call("claim_abort", {"lease": lease}, retry_s=min(self.retry_s, 5.0))
             raise
-        self._call("claim_commit", {"lease": lease})
+        done = self._call("claim_commit", {"lease": lease})
+        # the server's count after its commit (None, e.g. after a lost acknowledgement: the
+        # next claim then reads every trial)
+        claim.changes = done.get("changes") if isinstance(done, dict) else None
 
-    def claim_with(self, sweep_id: int, decide: Callable[[Claim], T]) -> T:
+    def claim_with(
+        self, sweep_id: int, decide: Callable[[Claim], T], *, since: int | None = None
+    ) -> T:
         deadline = time.monotonic() + self.retry_s
         while True:
             try:
-                with self.claim(sweep_id) as c:
+                with self.claim(sweep_id, since=since) as c:
                     return decide(c)
             except ClaimLostError:
                 if time.monotonic() > deadline:

@@ -37,8 +37,10 @@ DEFAULT_LEASE_S = 30.0
 class _Session:
     """One remote claim: the store's claim transaction, held open in a thread of its own."""
 
-    def __init__(self, store: Storage, sweep_id: int, worker: str, lease_s: float) -> None:
-        self.sweep_id = sweep_id
+    def __init__(
+        self, store: Storage, sweep_id: int, worker: str, lease_s: float, since: int | None
+    ) -> None:
+        self.sweep_id, self.since = sweep_id, since
         self.lease_s = lease_s
         self.commands: queue.Queue[tuple[str, Any, queue.Queue[Any]]] = queue.Queue()
         self.opened: queue.Queue[Any] = queue.Queue()
@@ -53,8 +55,9 @@ class _Session:
     def _run(self, store: Storage, worker: str) -> None:
         reply: queue.Queue[Any] | None = None
         try:
-            with acting_for(worker), store.claim(self.sweep_id) as claim:
-                self.opened.put({"result": {"trials": [_wire.trial_to(t) for t in claim.trials]}})
+            with acting_for(worker), store.claim(self.sweep_id, since=self.since) as claim:
+                trials = [_wire.trial_to(t) for t in claim.trials]
+                self.opened.put({"result": {"trials": trials, "since": claim.since}})
                 reply = self._serve(claim)
         except _Abort:
             pass
@@ -67,7 +70,7 @@ class _Session:
             return
         if reply is not None:  # the transaction committed: answer the commit
             self.outcome = "committed"
-            reply.put({"result": None})
+            reply.put({"result": {"changes": claim.changes}})
 
     def _serve(self, claim: Any) -> queue.Queue[Any]:
         """Answer adds until a commit arrives (returned) or the lease runs out (raises)."""
@@ -167,8 +170,13 @@ class Dispatcher:
         with self._sessions_lock:
             session = self._sessions.get(lease)
             if session is None:
+                since = args.get("since")
                 session = _Session(
-                    self.store, int(args["sweep_id"]), str(args["worker"]), self.lease_s
+                    self.store,
+                    int(args["sweep_id"]),
+                    str(args["worker"]),
+                    self.lease_s,
+                    None if since is None else int(since),
                 )
                 self._sessions[lease] = session
                 while len(self._sessions) > 256:  # ended leases are remembered for a while
