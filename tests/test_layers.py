@@ -19,15 +19,26 @@ LIGHTNING = {"pytorch_lightning", "lightning"}
 def lightning_imports(path: Path) -> list[str]:
     """Where ``path`` imports Lightning: import statements, and strings that name a Lightning
     module (``importlib.import_module("pytorch_lightning.loggers")`` and the like; a bare
-    "lightning" is also a word, e.g. a logger prefix, so only dotted names count for it)."""
+    "lightning" is also a word, e.g. a logger prefix, so only dotted names count for it). Asking
+    whether a module is loaded (``"pytorch_lightning" in sys.modules``) imports nothing."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    asked = {
+        id(node.left)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and isinstance(node.ops[0], ast.In)
+        and ast.unparse(node.comparators[0]) == "sys.modules"
+    }
+    for node in ast.walk(tree):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in asked
+        ):
             text = node.value
             if re.fullmatch(r"pytorch_lightning(\.\w+)*|lightning(\.\w+)+", text):
                 names = [text]

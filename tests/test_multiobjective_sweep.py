@@ -228,7 +228,8 @@ def test_a_missing_metric_fails_the_trial_naming_it(tmp_path: Path) -> None:
 
 
 def _make_version_3(location: str, run_sql: Any) -> int:
-    """A store as version 3 left it (no objective columns) with one finished trial."""
+    """A store as version 3 left it (no objective columns, no change counts) with one
+    finished trial: it is migrated through version 4 (objectives) and 5 (change counts)."""
     store = open_storage(location)
     sweep = store.create_sweep("old", {"monitor": "loss"}, mode="min")
     with store.claim(sweep.id) as c:
@@ -238,6 +239,9 @@ def _make_version_3(location: str, run_sql: Any) -> int:
     run_sql(
         "ALTER TABLE hpo_trials DROP COLUMN objective_values",
         "ALTER TABLE hpo_trials DROP COLUMN violation",
+        "DROP INDEX hpo_trials_by_change",
+        "ALTER TABLE hpo_trials DROP COLUMN changed",
+        "ALTER TABLE hpo_sweeps DROP COLUMN changes",
         "UPDATE hpo_schema SET version = 3",
     )
     return sweep.id

@@ -165,8 +165,8 @@ def test_both_stores_raise_storage_error_for_the_same_misuse(location: str, misu
     store.close()
 
 
-def test_a_version_3_store_is_migrated_to_change_counts(location: str) -> None:
-    """A store of version 3 (no counts) gets them; its existing trials count as changed at 0."""
+def test_a_version_4_store_is_migrated_to_change_counts(location: str) -> None:
+    """A store of version 4 (no counts) gets them; its existing trials count as changed at 0."""
     store = open_storage(location)
     sweep = store.create_sweep("s", {}, mode="min")
     _claim(store, sweep.id, None, add=2)
@@ -177,7 +177,7 @@ def test_a_version_3_store_is_migrated_to_change_counts(location: str) -> None:
             "DROP INDEX {s}hpo_trials_by_change",
             "ALTER TABLE {s}hpo_trials DROP COLUMN changed",
             "ALTER TABLE {s}hpo_sweeps DROP COLUMN changes",
-            "UPDATE {s}hpo_schema SET version = 3",
+            "UPDATE {s}hpo_schema SET version = 4",
         ],
     )
     store = open_storage(location)
