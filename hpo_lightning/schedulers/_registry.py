@@ -31,8 +31,9 @@ def scheduler_names() -> list[str]:
 def register_scheduler(name: str, cls: type[Scheduler]) -> None:
     """Make a scheduler class available by name (a sweep file's ``scheduler: {name: ...}``).
 
-    The class takes its options as keyword-only arguments (after ``*``). A sweep's worker processes must register
-    it too: register it in the module of the sweep's objective, which every worker imports.
+    The class takes its options as keyword-only arguments (after ``*``). Register it in the
+    module of the sweep's objective: a sweep file is checked after that module is imported,
+    and every worker imports it.
     """
     if not isinstance(name, str) or not name:
         raise UserInputError(f"a scheduler name must be a non-empty string, got {name!r}")
