@@ -19,7 +19,7 @@ from hpo_lightning.schedulers._early_stopping import EarlyStopper
 from hpo_lightning.schedulers._hyperband import HyperbandScheduler
 from hpo_lightning.schedulers._median import MedianStoppingScheduler
 from hpo_lightning.schedulers._pbt import PBTScheduler
-from hpo_lightning.schedulers._registry import make_scheduler, scheduler_names
+from hpo_lightning.schedulers._registry import make_scheduler, register_scheduler, scheduler_names
 
 __all__ = [
     "ASHAScheduler",
@@ -35,6 +35,7 @@ __all__ = [
     "Scheduler",
     "choose_scheduler",
     "make_scheduler",
+    "register_scheduler",
     "reported_value",
     "scheduler_names",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpo_lightning._names import check_options, lookup
+from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.schedulers._asha import ASHAScheduler
 from hpo_lightning.schedulers._auto import AutoScheduler
 from hpo_lightning.schedulers._base import NoScheduler, Scheduler
@@ -25,6 +26,22 @@ _REGISTRY: dict[str, type[Scheduler]] = {
 def scheduler_names() -> list[str]:
     """The names ``make_scheduler`` accepts."""
     return sorted(_REGISTRY)
+
+
+def register_scheduler(name: str, cls: type[Scheduler]) -> None:
+    """Make a scheduler class available by name (a sweep file's ``scheduler: {name: ...}``).
+
+    The class takes its options as keyword-only arguments (after ``*``). Register it in the
+    module of the sweep's objective: a sweep file is checked after that module is imported,
+    and every worker imports it.
+    """
+    if not isinstance(name, str) or not name:
+        raise UserInputError(f"a scheduler name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Scheduler)):
+        raise UserInputError(
+            f"register_scheduler('{name}', ...) needs a Scheduler subclass, got {cls!r}"
+        )
+    _REGISTRY[name] = cls
 
 
 def make_scheduler(name: str, **options: Any) -> Scheduler:

@@ -9,6 +9,7 @@ only the name and the store; run-time options (workers, storage, timeout...) are
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -202,6 +203,7 @@ def _validate(cfg: SweepConfig) -> None:
         )
     _check_objectives(cfg)
     SearchSpace.from_dict(cfg.space)  # raises InvalidSpaceError with the parameter's name
+    _import_registrations(cfg)
     if cfg.tuner not in tuner_names():
         hint = did_you_mean(cfg.tuner, tuner_names())
         raise ConfigError(
@@ -229,6 +231,24 @@ def _validate(cfg: SweepConfig) -> None:
     if not isinstance(cfg.retry_lost, bool):
         raise ConfigError(f"`retry_lost` must be true or false, but got {cfg.retry_lost!r}")
     _check_tuner(cfg)
+
+
+def _import_registrations(cfg: SweepConfig) -> None:
+    """Import the objective's module when the sweep names a tuner or scheduler that is not
+    registered yet: that module is where a user registers their own (``register_tuner``,
+    ``register_scheduler``; docs/extending.md), and every worker imports it. A module that
+    cannot be imported leaves the unknown name to be reported as such."""
+    from hpo_lightning.schedulers import scheduler_names
+
+    scheduler = cfg.scheduler.get("name") if isinstance(cfg.scheduler, Mapping) else None
+    unknown = cfg.tuner not in tuner_names() or (
+        isinstance(scheduler, str) and scheduler not in scheduler_names()
+    )
+    if unknown and isinstance(cfg.objective, str):
+        from hpo_lightning.sweep._objective import resolve_objective
+
+        with contextlib.suppress(ConfigError):
+            resolve_objective(cfg.objective, cfg.base_dir)
 
 
 def _check_objectives(cfg: SweepConfig) -> None:
