@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,19 @@ register_tuner("mine-test", Mine)
 def objective(params, callback):
     return (params["x"] - 0.3) ** 2
 '''
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What these tests register is gone after them (other tests list the known names)."""
+    from hpo_lightning.schedulers import _registry as schedulers
+    from hpo_lightning.tuners import _registry as tuners
+
+    monkeypatch.setattr(schedulers, "_REGISTRY", dict(schedulers._REGISTRY))
+    monkeypatch.setattr(tuners, "_REGISTRY", dict(tuners._REGISTRY))
+    monkeypatch.setattr(tuners, "_MULTI", dict(tuners._MULTI))
+    yield
+    sys.modules.pop("regmod_objective", None)
 
 
 def _write(tmp_path: Path, scheduler: str) -> Path:
