@@ -45,9 +45,18 @@ _HPO = textwrap.dedent(
     import json, statistics, sys, time
     import hpo_lightning as hl
     n, window, store = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    # PostgreSQL only: VACUUM the trials table every `every` trials from a second connection
+    # (what autovacuum does in a sweep that lasts longer than its nap between runs)
+    every, admin = (int(sys.argv[4]), sys.argv[5]) if len(sys.argv) > 5 else (0, None)
+    if every:
+        import psycopg
+        vacuum = psycopg.connect(admin, autocommit=True)
+        schema = store.rsplit("search_path%3D", 1)[1]
     stamps = []
     def objective(params, callback):
         stamps.append(time.perf_counter())
+        if every and len(stamps) % every == 0:
+            vacuum.execute(f'VACUUM "{schema}".hpo_trials')
         return 0.0
     hl.run_sweep(objective, name="scale", space={"x": hl.Float(0.0, 1.0)}, monitor="loss",
                  n_trials=n, tuner="random", seed=0, storage=store, progress="quiet")
@@ -170,6 +179,13 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("HPO_TEST_PG_URL", DEFAULT_PG))
     ap.add_argument("--rev", help="also measure this git revision's hpo_lightning (before/after)")
     ap.add_argument("--skip", default="", help="comma list of: tree, pg, optuna, cli, rss")
+    ap.add_argument(
+        "--pg-vacuum-every",
+        type=int,
+        default=2000,
+        help="also run the PostgreSQL sweep with a VACUUM of the trials table every N trials "
+        "(0: not); a 10,000-trial no-op sweep ends before autovacuum's first nap (60 s)",
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     points = sorted({p for p in (100, 1000, 10_000, args.trials) if p <= args.trials})
@@ -197,6 +213,21 @@ def main() -> None:
                 _row(f"hpo_lightning pg ({label})", stamps, points, args.window)
             finally:
                 _drop_schema(args.pg, schema[0])
+            every = args.pg_vacuum_every
+            if every and (schema := _pg_schema(args.pg)) is not None:
+                try:
+                    stamps = _run(
+                        _HPO,
+                        str(args.trials),
+                        str(args.window),
+                        schema[1],
+                        str(every),
+                        args.pg,
+                        src=src,
+                    )
+                    _row(f"  pg, VACUUM every {every} ({label})", stamps, points, args.window)
+                finally:
+                    _drop_schema(args.pg, schema[0])
         if "rss" not in skip:
             rss = _run(_RSS, str(work / "rss.db"), src=src)
             (work / "rss.db").unlink()
