@@ -301,11 +301,16 @@ def test_ddp_spawn_all_ranks_stop_at_the_same_epoch(tmp_path: Path) -> None:
     tracker.close()
 
 
+# the script ends as a DDP script should: without the process group, whose gloo threads may
+# otherwise abort the interpreter's exit ("terminate called without an active exception")
 DDP_SCRIPT = """
 import sys
+import torch.distributed as dist
 sys.path.insert(0, {tests!r})
 from test_callback_scheduler import ddp_fit
 ddp_fit({folder!r}, "ddp")
+if dist.is_initialized():
+    dist.destroy_process_group()
 """
 
 
