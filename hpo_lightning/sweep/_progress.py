@@ -6,12 +6,25 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from hpo_lightning._trial import Mode, TrialState, is_better
 from hpo_lightning.storage import TrialRecord
+
+
+def state_counts(counts: Mapping[TrialState, int]) -> dict[str, int]:
+    """The counts a sweep reports (``done`` is complete + pruned), from counts per state."""
+    return {
+        "done": counts[TrialState.COMPLETE] + counts[TrialState.PRUNED],
+        "complete": counts[TrialState.COMPLETE],
+        "pruned": counts[TrialState.PRUNED],
+        "failed": counts[TrialState.FAILED],
+        "running": counts[TrialState.RUNNING],
+        "interrupted": counts[TrialState.INTERRUPTED],
+        "lost": counts[TrialState.LOST],
+    }
 
 
 def summarize(trials: Sequence[TrialRecord], mode: Mode) -> dict[str, Any]:
@@ -24,16 +37,7 @@ def summarize(trials: Sequence[TrialRecord], mode: Mode) -> dict[str, Any]:
             t.value, None if best is None else best.value, mode
         ):
             best = t
-    return {
-        "done": counts[TrialState.COMPLETE] + counts[TrialState.PRUNED],
-        "complete": counts[TrialState.COMPLETE],
-        "pruned": counts[TrialState.PRUNED],
-        "failed": counts[TrialState.FAILED],
-        "running": counts[TrialState.RUNNING],
-        "interrupted": counts[TrialState.INTERRUPTED],
-        "lost": counts[TrialState.LOST],
-        "best": best,
-    }
+    return {**state_counts(counts), "best": best}
 
 
 def _fmt(v: float | None) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hpo_lightning._trial import TrialState
 from hpo_lightning.storage import Claim, TrialRecord
+from hpo_lightning.sweep._progress import state_counts
 from hpo_lightning.sweep._result import REQUEUED
 
 
@@ -83,16 +84,7 @@ class SweepView:
     # --- what a claim decision reads ---------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """The counts of ``summarize`` (without ``best``)."""
-        c = self._counts
-        return {
-            "done": c[TrialState.COMPLETE] + c[TrialState.PRUNED],
-            "complete": c[TrialState.COMPLETE],
-            "pruned": c[TrialState.PRUNED],
-            "failed": c[TrialState.FAILED],
-            "running": c[TrialState.RUNNING],
-            "interrupted": c[TrialState.INTERRUPTED],
-            "lost": c[TrialState.LOST],
-        }
+        return state_counts(self._counts)
 
     def running(self) -> list[TrialRecord]:
         """RUNNING trials by number."""
