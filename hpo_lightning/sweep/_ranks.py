@@ -82,10 +82,10 @@ def rank_zero_trial(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _destroy_process_group()
+        destroy_process_group()
 
 
-def _destroy_process_group() -> None:
+def destroy_process_group() -> None:
     """End the trial's process group, so the next trial's Trainer makes its own."""
     torch = sys.modules.get("torch")
     if torch is None:

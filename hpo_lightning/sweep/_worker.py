@@ -35,7 +35,7 @@ from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig
 from hpo_lightning.sweep._deferred import DeferredCallback, lightning_loaded
 from hpo_lightning.sweep._objective import resolve_objective
-from hpo_lightning.sweep._ranks import JoinedTrial, rank_zero_trial
+from hpo_lightning.sweep._ranks import JoinedTrial, destroy_process_group, rank_zero_trial
 from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
 from hpo_lightning.sweep._stop import StopToken, reinstall
@@ -466,6 +466,11 @@ class Worker(CheckpointingWorker):
                     message=f"rank {joined.rank}: {type(exc).__name__}: {exc}\n{tb}"[:4000],
                     failure=FailureKind.ERROR,
                 )
+        finally:
+            # leave as rank 0 does: a process group left to the interpreter's exit may abort it
+            # (gloo: "terminate called without an active exception"), and rank 0 then loses
+            # the trial
+            destroy_process_group()
         return StopReason.JOINED
 
 
