@@ -216,10 +216,11 @@ def test_trust_length_follows_successes_and_failures() -> None:
 
 
 def _in_local_phase(seed: int) -> GPTuner:
-    """A 2-D GP tuner told of local_from(2) random trials of a bowl centred at (0.3, 0.6)."""
+    """A 2-D GP tuner told of 100 random trials of a bowl centred at (0.3, 0.6): in its local
+    phase (from local_from(2) = 20), with a local model of the 50 nearest to the best."""
     rng = np.random.default_rng(seed)
     tuner = GPTuner(SearchSpace({"a": Float(0, 1), "b": Float(0, 1)}), seed=seed)
-    for a, b in rng.random((local_from(2), 2)):
+    for a, b in rng.random((5 * local_from(2), 2)):
         tuner.report_result({"a": a, "b": b}, (a - 0.3) ** 2 + (b - 0.6) ** 2)
     return tuner
 
@@ -250,3 +251,26 @@ def test_local_subset_is_the_nearest_points_to_the_best() -> None:
     assert local_subset(X, loss, np.array([False, False]), 3).tolist() == [0, 2, 3]
     # a categorical coordinate that differs counts as distance 1
     assert local_subset(X, loss, np.array([False, True]), 2).tolist() == [0, 2]
+
+
+def test_the_first_point_is_the_centre_then_sobol_points() -> None:
+    space = SearchSpace({"lr": Float(1e-4, 1e-0, log=True), "x": Float(-5, 5), "n": Int(1, 9)})
+    tuner = GPTuner(space, seed=3)
+    first = tuner.suggest()
+    assert first == pytest.approx({"lr": 1e-2, "x": 0.0, "n": 5})
+    assert first is not None
+    tuner.report_result(first, 1.0)
+    second = tuner.suggest()
+    assert second is not None
+    # the Sobol' sequence follows from its own first point
+    assert second == space.decode(tuner._startup.point(0))
+
+
+def test_the_local_phase_starts_at_20_completed_trials_in_any_dimension() -> None:
+    for dim in (2, 20):
+        tuner = GPTuner(SearchSpace({f"x{i}": Float(0, 1) for i in range(dim)}), seed=0)
+        rng = np.random.default_rng(dim)
+        for k, x in enumerate(rng.random((20, dim))):
+            assert not tuner.local_phase
+            tuner.report_result({f"x{i}": v for i, v in enumerate(x)}, float(k))
+        assert tuner.local_phase

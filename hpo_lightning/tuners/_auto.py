@@ -5,11 +5,12 @@ cost of each method:
 
 * **GP** when the budget is known and small (``max_trials <= 200``), the space has at most 20
   parameters and at most half of them are categorical: a Gaussian process is the most
-  sample-efficient model there. Past ``local_from(dim)`` completed trials (100 up to 10
-  parameters) it fits the observations nearest to the best point and searches a trust region
-  around it (``_gp_local``), so its cost per suggestion stops growing; on
-  ``benchmarks/bench_budgets.py`` (BBOB-like problems, issue 17) that made it the best method
-  at 200 trials (benchmarks/README.md, section 14).
+  sample-efficient model there. Its first point is the centre of the space; past
+  ``local_from(dim)`` completed trials (20) it searches a trust region around the best point,
+  and past 50 it fits only the observations nearest to it (``_gp_local``), so its cost per
+  suggestion stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems of 2-20
+  dimensions, issue 17) that made it the best method at 30, 60 and 200 trials
+  (benchmarks/README.md, section 14).
 * **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
   ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
   improving where model-based search stalls, at constant cost per suggestion. At 500 trials on

@@ -6,7 +6,10 @@ Algorithms"), in the unit cube of the search space; the model is in ``_gp_model`
 
 Choices that matter for users:
 
-* **Start-up:** the first ``n_startup_trials`` suggestions are scrambled Sobol' points.
+* **Start-up:** the first ``n_startup_trials`` suggestions are the centre of the cube (the
+  middle of every range, on the log scale for log parameters) and then scrambled Sobol'
+  points. The centre is the point nearest on average to an optimum placed anywhere in the
+  box, and the start of CMA-ES; see :func:`startup_point` for what it changed.
 * **Parameters:** floats and ints are ordered coordinates (ints are rounded by the space's
   decode, and candidates are snapped to the integer's cell before they are scored, so the
   model scores exactly the point that will run); categoricals use a Hamming-type distance.
@@ -18,11 +21,11 @@ Choices that matter for users:
   function of the history alone and a tuner rebuilt from the store continues identically.
   Past 100 trials only the anchors are fitted, every 10, 20 and then 40 trials
   (:func:`anchor_count`): the per-suggestion refit was the largest cost at 200 trials.
-* **Local phase** (issue 17): past ``local_from(dim)`` completed trials (100 up to 10
-  parameters) the model is fitted on the ``local_size(dim)`` observations nearest to the best
-  one and the acquisition is searched in a TuRBO-style trust region around it
-  (``_gp_local``), so the cost per suggestion stops growing, and the search refines the best
-  basin where a global model on hundreds of points spreads its suggestions thin.
+* **Local phase** (issue 17): past ``local_from(dim)`` completed trials (20) the acquisition
+  is searched in a TuRBO-style trust region around the best point, and past
+  ``local_size(dim)`` (50, or 5 per parameter above 10) the model is fitted on that many
+  observations nearest to it (``_gp_local``), so the cost per suggestion stops growing, and
+  the search refines the best basin where a global model spreads its suggestions thin.
 * **Acquisition:** log EI (Ament et al. 2023) is scored on 2048 uniform candidates and
   160 Gaussian perturbations of the five best points; the four best of them and the two best
   observed points start L-BFGS-B on the analytic gradient, preconditioned by the length scales
@@ -99,6 +102,19 @@ def warp_losses(y: np.ndarray) -> np.ndarray:
     return (z - z.mean()) / (sd if sd > 0 else 1.0)
 
 
+def startup_point(sobol: SobolTuner, k: int) -> np.ndarray:
+    """The k-th start-up point (unit cube): the centre first, then the Sobol' sequence.
+
+    On bench_budgets.py's BBOB-like problems (10 problems of 2-20 dimensions, development
+    seeds 900-909, issue 17) the centre first moved the GP's mean rank at 30 trials against
+    Optuna's CMA-ES and TPE from 1.91 to 1.68 (rotated Rosenbrock-10: median best 9.3e3 to
+    2.7e3), with no problem worse by more than 0.4 in rank.
+    """
+    if k == 0:
+        return np.full(sobol.space.dim, 0.5)
+    return sobol.point(k - 1)
+
+
 def anchor_count(n: int) -> int:
     """The number of observations the latest cold kernel fit used, when n are known: every
     5 up to 100, then every 10, 20 (from 200) and 40 (from 400); each threshold is a multiple
@@ -112,7 +128,8 @@ class GPTuner(HyperparameterTuner):
 
     Args:
         space, mode, seed, max_trials: as for every tuner.
-        n_startup_trials: Sobol' suggestions before the model is used (default:
+        n_startup_trials: start-up suggestions (the centre, then Sobol' points) before the
+            model is used (default:
             ``min(10, 2 + 2 * dim)``).
         n_candidates: random candidates scored per suggestion before polishing (default 2048).
 
@@ -233,7 +250,7 @@ class GPTuner(HyperparameterTuner):
         data = self.training_data()
         n_usable = sum(1 for s in self._state if s < 2)
         if data is None or n_usable < self.n_startup_trials:
-            return self._avoid_pending(self._startup.point(self.n_known)[None, :], rng)
+            return self._avoid_pending(startup_point(self._startup, self.n_known)[None, :], rng)
         with self._one_blas_thread():
             return self._model_suggest(*data, rng)
 
