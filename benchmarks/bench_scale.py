@@ -20,7 +20,7 @@ Run::
 
     nice -n 10 python benchmarks/bench_scale.py                  # 10,000 trials, ~5 min
     nice -n 10 python benchmarks/bench_scale.py --trials 2000    # quick
-    nice -n 10 python benchmarks/bench_scale.py --rev main --skip optuna
+    nice -n 10 python benchmarks/bench_scale.py --rev main --skip optuna  # before/after
 
 Goal: the 10,000th trial costs <= 2x the 100th (SQLite and PostgreSQL); status/best/export of
 a 10k-trial sweep well under a second.
@@ -121,6 +121,23 @@ _RSS = textwrap.dedent(
 )
 
 
+# PostgreSQL: a tiny committed write every 20 ms, beside the sweep -- how long the disk's WAL
+# flush makes a commit wait, over time (a trial of the sweep commits twice)
+_PROBE = textwrap.dedent(
+    """
+    import sys, time
+    import psycopg
+    conn = psycopg.connect(sys.argv[1], autocommit=True)
+    conn.execute("CREATE TABLE commit_probe (x int)")
+    while True:
+        t = time.perf_counter()
+        conn.execute("INSERT INTO commit_probe VALUES (1)")
+        print(t, time.perf_counter() - t, flush=True)
+        time.sleep(0.02)
+    """
+)
+
+
 def _run(script: str, *args: str, src: Path) -> Any:
     env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.run(
@@ -168,6 +185,25 @@ def _pg_store(admin_url: str, *options: str) -> Iterator[str | None]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@contextmanager
+def _commit_probe(url: str, work: Path) -> Iterator[list[tuple[float, float]]]:
+    """(time.perf_counter(), seconds) of the _PROBE's commits while the block runs (the clock
+    is the system's monotonic one, shared with the sweep's process)."""
+    samples: list[tuple[float, float]] = []
+    out = work / f"probe_{uuid.uuid4().hex[:8]}.txt"
+    with out.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", _PROBE, url], stdout=sink)
+        try:
+            yield samples
+        finally:
+            proc.terminate()
+            proc.wait()
+    samples.extend(
+        (float(a), float(b)) for a, b in (ln.split() for ln in out.read_text().split("\n") if ln)
+    )
+    out.unlink()
 
 
 def _export(rev: str, into: Path) -> Path:
@@ -260,7 +296,10 @@ def _pg_rows(
     with _pg_store(args.pg) as url:
         if url is None:
             return
-        _row(f"hpo_lightning pg ({label})", _run(_HPO, n, w, url, src=src), points, args.window)
+        with _commit_probe(url, work) as commits:
+            stamps = _run(_HPO, n, w, url, src=src)
+        _row(f"hpo_lightning pg ({label})", stamps, points, args.window)
+        _commit_row(commits, stamps, points, args.window)
         if "cli" not in skip:
             _cli_line(f"pg, {label}", _run(_CLI, url, str(work / "export.csv"), src=src), n)
     for token, name, options in _PG_VARIANTS:
@@ -282,6 +321,18 @@ def _cli_line(label: str, cli: dict[str, Any], n_trials: str) -> None:
         for k, (t, cpu, rc) in cli.items()
     )
     print(f"  cli ({label}) on the {n_trials}-trial sweep: {shown}", flush=True)
+
+
+def _commit_row(
+    commits: list[tuple[float, float]], stamps: list[float], points: list[int], window: int
+) -> None:
+    """The median time of the probe's commits during each point's window of trials."""
+    cells = ""
+    for p in points:
+        lo, hi = stamps[max(0, p - 1 - window)], stamps[p - 1]
+        inside = sorted(d for t, d in commits if lo <= t <= hi)
+        cells += f"{inside[len(inside) // 2] * 1000 if inside else float('nan'):9.2f}"
+    print(f"{'    one commit meanwhile (WAL flush wait)':46s}{cells}", flush=True)
 
 
 def _row(name: str, stamps: list[float], points: list[int], window: int) -> None:
