@@ -469,6 +469,21 @@ def report(
             f"\nrandom search without stopping: {ranks[BASELINE]:.2f}; pairings ranked below it: "
             f"{', '.join(sorted(below)) or 'none'}"
         )
+    paired_ablations(scores)
+
+
+def paired_ablations(scores: dict[str, list[float]]) -> None:
+    """For each method run with its ablation (``tpe`` and ``tpe-old``, ``auto`` and
+    ``auto-old``): on how many instances it found the better, the worse or the same score."""
+    for m in scores:
+        left, right = m.split("+")
+        old = f"{left}-old+{right}"
+        if old in scores:
+            a, b = np.array(scores[m]), np.array(scores[old])
+            print(
+                f"{m} vs {old}: better on {int((a < b).sum())}, worse on {int((a > b).sum())}, "
+                f"tied on {int((a == b).sum())} instances"
+            )
 
 
 if __name__ == "__main__":
