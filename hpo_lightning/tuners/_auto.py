@@ -71,7 +71,7 @@ logger = logging.getLogger("hpo_lightning")
 GP_MAX_TRIALS = 200
 GP_MAX_DIM = 20
 #: what a trial counts as when a scheduler stops trials but cannot tell how early (the median
-#: rule): half a full training (its trials cost 0.33-0.67 on benchmarks/bench_multifidelity.py)
+#: rule): half a full training (its trials cost 0.41-0.65 on benchmarks/bench_multifidelity.py)
 UNKNOWN_COST = 0.5
 
 _BUILDERS: dict[str, type[HyperparameterTuner]] = {
