@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import subprocess
 import sys
 from typing import Any
@@ -211,3 +212,39 @@ def run_one(tuner: TPETuner) -> float:
     assert p is not None
     tuner.report_result(p, 1.0)
     return float(p["x"])
+
+
+def test_tpe_good_set_is_drawn_at_the_highest_fidelity_with_enough_trials() -> None:
+    # BOHB's rule: 10 completed trials (>= dim + 2) are enough, so l(x) is the best tenth of
+    # them (the one near x=0.1), not every completed trial as a tenth of all 100 trials would be
+    space = SearchSpace({"x": Float(0, 1)})
+    tuner = TPETuner(space, seed=0, n_startup_trials=1)
+    rng = np.random.default_rng(0)
+    tuner.report_result({"x": 0.1}, 0.1)
+    for _ in range(9):
+        tuner.report_result({"x": float(0.6 + 0.1 * rng.random())}, float(0.5 + rng.random()))
+    for _ in range(90):
+        x = float(0.85 + 0.1 * rng.random())
+        tuner.report_result({"x": x}, 2.0, state=TrialState.PRUNED, step=1)
+    picks = [run_one(tuner) for _ in range(5)]
+    assert np.median(picks) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("complete", "pruned_steps", "size"),
+    [
+        (5, [], 5),  # no scheduler: every usable trial, as before
+        (3, [1] * 20, 3),  # 3 completed = dim + 2: the completed ones
+        (1, [9, 9, 3, 3, 3, 1], 3),  # 1 completed + 2 stopped at epoch 9 = 3
+        (1, [9, 3, 3, 3, 1], 5),  # 1 + 1 at epoch 9 is too few: down to epoch 3, all ties
+        (0, [1, 1], 2),  # too few at any fidelity: all of them
+    ],
+)
+def test_tpe_fidelity_size(complete: int, pruned_steps: list[int], size: int) -> None:
+    tuner = TPETuner(SearchSpace({"x": Float(0, 1)}), seed=0)
+    for i in range(complete):
+        tuner.report_result({"x": i / 10}, float(i))
+    for j, step in enumerate(pruned_steps):
+        tuner.report_result({"x": j / 100}, 1.0, state=TrialState.PRUNED, step=step)
+    tuner.report_result({"x": 0.5}, math.nan)  # a failed trial is at no fidelity
+    assert tuner._fidelity_size(tuner._n) == size
