@@ -42,8 +42,8 @@ methods, ahead of Optuna's GPSampler (2.62 vs 3.06; 170 wins, 99 losses), TPE an
 (4.8-5.5): the rule keeps the GP for every small budget.
 
 Multi-fidelity: the chosen tuner's rule applies (GP: fitted at the highest fidelity with enough
-points; TPE: pruned trials rank after completed ones; CMA-ES: pruned rank after completed ones
-of their generation).
+points; TPE: BOHB's good set, from the highest fidelity with ``dim + 2`` trials, pruned trials
+ranking after completed ones; CMA-ES: pruned rank after completed ones of their generation).
 """
 
 from __future__ import annotations
