@@ -24,7 +24,8 @@ epochs; a trial cut by the budget's end counts as not finished):
   it, the scheduler's ``expected_cost()`` of a trial; at the default budget it picks the GP).
   Also accepted by ``--methods``, not run by default: ``gp``, ``cmaes``, and the ablations
   ``auto-old`` (chooses as before issue 17, every trial counted as a full training: CMA-ES
-  from 201 planned trials) and ``tpe-old`` (the good set a tenth of all trials, not BOHB's).
+  from 201 planned trials), ``tpe-old`` (the good set a tenth of all trials, not BOHB's) and
+  ``tpe-rep`` (TPE that may re-suggest an evaluated configuration, as before issue 17).
 * Optuna (``ask``/``tell``, ``trial.report`` and ``should_prune`` each epoch, the usual
   integration loop): TPESampler and RandomSampler with MedianPruner, SuccessiveHalvingPruner,
   HyperbandPruner(max_resource=epochs) and NopPruner, all with their defaults.
@@ -341,9 +342,10 @@ def run_optuna(
 # --- methods, ranks, report ------------------------------------------------------------------
 
 OURS_TUNERS = ("random", "tpe", "auto")
-# accepted by --methods, not run by default: the GP and CMA-ES themselves, and two ablations of
+# accepted by --methods, not run by default: the GP and CMA-ES themselves, and ablations of
 # issue 17's changes: "auto-old" chooses as before (every trial counted as a full training),
-# "tpe-old" draws its good set from a tenth of all trials (not BOHB's highest fidelity)
+# "tpe-old" draws its good set from a tenth of all trials (not BOHB's highest fidelity),
+# "tpe-rep" may re-suggest a configuration it has evaluated
 MORE_TUNERS = ("gp", "cmaes", "auto-old", "tpe-old", "tpe-rep")
 OURS_SCHEDULERS = ("none", "median", "asha", "hyperband", "auto")
 OPTUNA_SAMPLERS = ("tpe", "random")
