@@ -186,7 +186,7 @@ class TPETuner(HyperparameterTuner):
             cand = l_est.sample(rng, self.n_ei_candidates)
             score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
             return cand[int(np.argmax(score))]
-        taken = self._seen | {_key(self.space.encode(p)) for p in self.pending}
+        seen, pending = self._seen, {_key(self.space.encode(p)) for p in self.pending}
         first: np.ndarray | None = None
         for _ in range(_ROUNDS):
             cand = l_est.sample(rng, self.n_ei_candidates)
@@ -194,7 +194,7 @@ class TPETuner(HyperparameterTuner):
             score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
             if first is None:
                 first = cand[int(np.argmax(score))]
-            fresh = np.array([_key(c) not in taken for c in cand])
+            fresh = np.array([(k not in seen and k not in pending) for k in map(_key, cand)])
             if fresh.any():
                 return cand[fresh][int(np.argmax(score[fresh]))]
         assert first is not None
