@@ -24,7 +24,8 @@ epochs; a trial cut by the budget's end counts as not finished):
   it, the scheduler's ``expected_cost()`` of a trial; at the default budget it picks the GP).
   Also accepted by ``--methods``, not run by default: ``gp``, ``cmaes``, and the ablations
   ``auto-old`` (chooses as before issue 17, every trial counted as a full training: CMA-ES
-  from 201 planned trials) and ``tpe-old`` (the good set a tenth of all trials, not BOHB's).
+  from 201 planned trials), ``tpe-old`` (the good set a tenth of all trials, not BOHB's) and
+  ``tpe-rep`` (TPE that may re-suggest an evaluated configuration, as before issue 17).
 * Optuna (``ask``/``tell``, ``trial.report`` and ``should_prune`` each epoch, the usual
   integration loop): TPESampler and RandomSampler with MedianPruner, SuccessiveHalvingPruner,
   HyperbandPruner(max_resource=epochs) and NopPruner, all with their defaults.
@@ -246,8 +247,8 @@ def run_ours(
         tuner_opts["budget"] = budget if scheduler == "none" else 3 * budget
         if tuner == "auto":  # "auto-old": the rule that counted every trial as a full one
             tuner_opts["trial_cost"] = trial_cost(sched)
-    if tuner == "tpe-old":
-        tun: HyperparameterTuner = _TPEOld(task.space(), mode="min", seed=seed)
+    if tuner in ABLATIONS:
+        tun: HyperparameterTuner = ABLATIONS[tuner](task.space(), mode="min", seed=seed)
     else:
         name = "auto" if tuner == "auto-old" else tuner
         tun = make_tuner(name, task.space(), mode="min", seed=seed, **tuner_opts)
@@ -341,10 +342,11 @@ def run_optuna(
 # --- methods, ranks, report ------------------------------------------------------------------
 
 OURS_TUNERS = ("random", "tpe", "auto")
-# accepted by --methods, not run by default: the GP and CMA-ES themselves, and two ablations of
+# accepted by --methods, not run by default: the GP and CMA-ES themselves, and ablations of
 # issue 17's changes: "auto-old" chooses as before (every trial counted as a full training),
-# "tpe-old" draws its good set from a tenth of all trials (not BOHB's highest fidelity)
-MORE_TUNERS = ("gp", "cmaes", "auto-old", "tpe-old")
+# "tpe-old" draws its good set from a tenth of all trials (not BOHB's highest fidelity),
+# "tpe-rep" may re-suggest a configuration it has evaluated
+MORE_TUNERS = ("gp", "cmaes", "auto-old", "tpe-old", "tpe-rep")
 OURS_SCHEDULERS = ("none", "median", "asha", "hyperband", "auto")
 OPTUNA_SAMPLERS = ("tpe", "random")
 OPTUNA_PRUNERS = ("median", "sha", "hyperband", "nop")
@@ -358,6 +360,19 @@ class _TPEOld(TPETuner):
 
     def _fidelity_size(self, n: int) -> int:
         return int((self._rank0[:n] < 2).sum())
+
+
+class _TPERepeats(TPETuner):
+    """Ablation: TPE as before it skipped evaluated configurations of a grid (issue 17)."""
+
+    name = "tpe-rep"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen = None
+
+
+ABLATIONS: dict[str, type[TPETuner]] = {"tpe-old": _TPEOld, "tpe-rep": _TPERepeats}
 
 
 def all_methods() -> list[str]:
@@ -473,16 +488,17 @@ def report(
 
 
 def paired_ablations(scores: dict[str, list[float]]) -> None:
-    """For each method run with its ablation (``tpe`` and ``tpe-old``, ``auto`` and
-    ``auto-old``): on how many instances it found the better, the worse or the same score."""
+    """For each method run with its ablation (``tpe`` and ``tpe-old`` or ``tpe-rep``, ``auto``
+    and ``auto-old``): on how many instances it found the better, the worse or the same score."""
     for m in scores:
         left, right = m.split("+")
-        old = f"{left}-old+{right}"
-        if old in scores:
+        for old in (f"{left}-{tag}+{right}" for tag in ("old", "rep")):
+            if old not in scores:
+                continue
             a, b = np.array(scores[m]), np.array(scores[old])
             print(
-                f"{m} vs {old}: better on {int((a < b).sum())}, worse on {int((a > b).sum())}, "
-                f"tied on {int((a == b).sum())} instances"
+                f"{m} vs {old}: better on {int((a < b).sum())}, worse on "
+                f"{int((a > b).sum())}, tied on {int((a == b).sum())} instances"
             )
 
 

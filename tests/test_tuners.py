@@ -248,3 +248,50 @@ def test_tpe_fidelity_size(complete: int, pruned_steps: list[int], size: int) ->
         tuner.report_result({"x": j / 100}, 1.0, state=TrialState.PRUNED, step=step)
     tuner.report_result({"x": 0.5}, math.nan)  # a failed trial is at no fidelity
     assert tuner._fidelity_size(tuner._n) == size
+
+
+GRID = {"a": Int(0, 7), "b": Int(1, 64, log=True), "c": Categorical(["x", "y", "z"])}
+
+
+def _configs(tuner: TPETuner, n: int, *, in_flight: int = 1) -> list[tuple[Any, ...]]:
+    """n suggestions on a bowl over the grid, ``in_flight`` pending at a time."""
+    out: list[tuple[Any, ...]] = []
+    pending: list[dict[str, Any]] = []
+    while len(out) < n:
+        while len(pending) < in_flight:
+            p = tuner.suggest()
+            assert p is not None
+            pending.append(p)
+            out.append(tuple(p.values()))
+        p = pending.pop(0)
+        b = math.log2(p.get("b", 8))
+        tuner.report_result(p, (p["a"] - 3) ** 2 + abs(b - 3) + (p["c"] != "y"))
+    return out[:n]
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_tpe_never_repeats_a_configuration_of_a_grid(in_flight: int) -> None:
+    # l(x)/g(x) peaks on the good grid points themselves: the old TPE re-suggested them
+    for seed in range(3):
+        configs = _configs(TPETuner(SearchSpace(GRID), seed=seed), 40, in_flight=in_flight)
+        assert len(set(configs)) == 40
+
+
+def test_tpe_repeats_only_once_the_grid_is_exhausted() -> None:
+    space = SearchSpace({"a": Int(0, 2), "c": Categorical(["x", "y"])})
+    configs = _configs(TPETuner(space, seed=0, n_startup_trials=2), 8)
+    assert len(set(configs[:6])) == 6  # all six, then repeats (suggest never gives up)
+
+
+def test_tpe_never_repeats_on_a_conditional_grid() -> None:
+    space = SearchSpace(
+        {"m": Categorical({"p": {"a": Int(0, 3)}, "q": {"b": Int(0, 3), "c": Int(0, 1)}})}
+    )
+    tuner = TPETuner(space, seed=1, n_startup_trials=3)
+    seen = []
+    for _ in range(11):  # 4 + 8 configurations
+        p = tuner.suggest()
+        assert p is not None
+        seen.append(tuple(sorted(p.items())))
+        tuner.report_result(p, float(p.get("a", 0) + p.get("b", 0)))
+    assert len(set(seen)) == 11
