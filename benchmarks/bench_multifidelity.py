@@ -20,7 +20,12 @@ epochs; a trial cut by the budget's end counts as not finished):
   ``report_result(params, reported_value(curve, state), state=..., step=...)`` as the sweep's
   worker does. Schedulers: none, median, asha, hyperband (their defaults, given the epochs),
   and ``auto``; tuners: random, tpe, auto (told to plan for ``budget`` trials without a
-  scheduler and ``3 * budget`` with one, as a user's ``n_trials`` would: both pick the GP).
+  scheduler and ``3 * budget`` with one, as a user's ``n_trials`` would, and, as a sweep tells
+  it, the scheduler's ``expected_cost()`` of a trial; at the default budget it picks the GP).
+  Also accepted by ``--methods``, not run by default: ``gp``, ``cmaes``, and the ablations
+  ``auto-old`` (chooses as before issue 17, every trial counted as a full training: CMA-ES
+  from 201 planned trials), ``tpe-old`` (the good set a tenth of all trials, not BOHB's) and
+  ``tpe-rep`` (TPE that may re-suggest an evaluated configuration, as before issue 17).
 * Optuna (``ask``/``tell``, ``trial.report`` and ``should_prune`` each epoch, the usual
   integration loop): TPESampler and RandomSampler with MedianPruner, SuccessiveHalvingPruner,
   HyperbandPruner(max_resource=epochs) and NopPruner, all with their defaults.
@@ -32,8 +37,9 @@ score, the median number of trials and of epochs used; then the goals: each of o
 with the ``auto`` tuner ranks ahead of Optuna's best pruner pairing, and no pairing ranks
 below random search without stopping.
 
-Run: ``nice -n 10 python benchmarks/bench_multifidelity.py [--seeds 5] [--budget 30]
-[--epochs 30] [--tasks digits_mlp,wine_mlp] [--methods auto+asha,optuna-tpe+median]``.
+Run: ``nice -n 10 python benchmarks/bench_multifidelity.py [--seeds 5] [--seed-start 0]
+[--budget 30] [--epochs 30] [--tasks digits_mlp,wine_mlp] [--methods auto+asha,...]
+[--cache DIR]``.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from hpo_lightning.schedulers import (
     make_scheduler,
     reported_value,
 )
-from hpo_lightning.tuners import make_tuner
+from hpo_lightning.tuners import HyperparameterTuner, TPETuner, make_tuner
 
 # --- tasks: real learning curves -------------------------------------------------------------
 
@@ -235,11 +241,17 @@ def run_ours(
 ) -> RunResult:
     """Our tuner + scheduler, decided after every epoch as the callback does."""
     epochs = curves.epochs
-    tuner_opts: dict[str, Any] = {}
-    if tuner == "auto":  # a sweep passes its n_trials as the budget: the user's plan
-        tuner_opts["budget"] = budget if scheduler == "none" else 3 * budget
-    tun = make_tuner(tuner, task.space(), mode="min", seed=seed, **tuner_opts)
     sched: Scheduler = make_scheduler(scheduler, **_scheduler_options(scheduler, epochs, seed))
+    tuner_opts: dict[str, Any] = {}
+    if tuner.startswith("auto"):  # as a sweep builds it: n_trials and the scheduler's cost
+        tuner_opts["budget"] = budget if scheduler == "none" else 3 * budget
+        if tuner == "auto":  # "auto-old": the rule that counted every trial as a full one
+            tuner_opts["trial_cost"] = trial_cost(sched)
+    if tuner in ABLATIONS:
+        tun: HyperparameterTuner = ABLATIONS[tuner](task.space(), mode="min", seed=seed)
+    else:
+        name = "auto" if tuner == "auto-old" else tuner
+        tun = make_tuner(name, task.space(), mode="min", seed=seed, **tuner_opts)
     left = Budget(budget * epochs)
     others: list[LearningCurve] = []
     best, number = math.inf, 0
@@ -330,16 +342,53 @@ def run_optuna(
 # --- methods, ranks, report ------------------------------------------------------------------
 
 OURS_TUNERS = ("random", "tpe", "auto")
+# accepted by --methods, not run by default: the GP and CMA-ES themselves, and ablations of
+# issue 17's changes: "auto-old" chooses as before (every trial counted as a full training),
+# "tpe-old" draws its good set from a tenth of all trials (not BOHB's highest fidelity),
+# "tpe-rep" may re-suggest a configuration it has evaluated
+MORE_TUNERS = ("gp", "cmaes", "auto-old", "tpe-old", "tpe-rep")
 OURS_SCHEDULERS = ("none", "median", "asha", "hyperband", "auto")
 OPTUNA_SAMPLERS = ("tpe", "random")
 OPTUNA_PRUNERS = ("median", "sha", "hyperband", "nop")
 BASELINE = "random+none"
 
 
+class _TPEOld(TPETuner):
+    """Ablation: TPE's good set as before issue 17, the best tenth of all usable trials."""
+
+    name = "tpe-old"
+
+    def _fidelity_size(self, n: int) -> int:
+        return int((self._rank0[:n] < 2).sum())
+
+
+class _TPERepeats(TPETuner):
+    """Ablation: TPE as before it skipped evaluated configurations of a grid (issue 17)."""
+
+    name = "tpe-rep"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen = None
+
+
+ABLATIONS: dict[str, type[TPETuner]] = {"tpe-old": _TPEOld, "tpe-rep": _TPERepeats}
+
+
 def all_methods() -> list[str]:
     ours = [f"{t}+{s}" for t, s in itertools.product(OURS_TUNERS, OURS_SCHEDULERS)]
     peers = [f"optuna-{t}+{p}" for t, p in itertools.product(OPTUNA_SAMPLERS, OPTUNA_PRUNERS)]
     return ours + peers
+
+
+def known_methods() -> list[str]:
+    more = [f"{t}+{s}" for t, s in itertools.product(MORE_TUNERS, OURS_SCHEDULERS)]
+    return all_methods() + more
+
+
+def trial_cost(sched: Scheduler) -> float | None:
+    """What a sweep tells ``auto`` a trial costs under its scheduler."""
+    return sched.expected_cost()
 
 
 def run_method(method: str, task: Task, curves: Curves, *, seed: int, budget: int) -> RunResult:
@@ -362,6 +411,7 @@ def mean_ranks(scores: dict[str, list[float]]) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are consecutive)")
     ap.add_argument("--budget", type=int, default=30, help="full trainings per run")
     ap.add_argument("--epochs", type=int, default=30, help="max epochs of a trial")
     ap.add_argument("--tasks", default=",".join(t.name for t in TASKS))
@@ -370,9 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tasks = [t for t in TASKS if t.name in args.tasks.split(",")]
     methods = args.methods.split(",")
-    unknown = set(methods) - set(all_methods())
+    unknown = set(methods) - set(known_methods())
     if unknown:
-        ap.error(f"unknown methods {sorted(unknown)}; known: {all_methods()}")
+        ap.error(f"unknown methods {sorted(unknown)}; known: {known_methods()}")
     scores: dict[str, list[float]] = {m: [] for m in methods}
     trials: dict[str, list[int]] = {m: [] for m in methods}
     used: dict[str, list[int]] = {m: [] for m in methods}
@@ -385,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache.mkdir(parents=True, exist_ok=True)
         curves = Curves(args.epochs, cache)
         for task in tasks:
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 for m in methods:
                     t0 = time.perf_counter()
                     r = run_method(m, task, curves, seed=seed, budget=args.budget)
@@ -408,7 +458,8 @@ def report(
     ranks = mean_ranks(scores)
     n = len(next(iter(scores.values())))
     print(
-        f"\n{n} instances (tasks x {args.seeds} seeds), budget {args.budget} x {args.epochs} epochs"
+        f"\n{n} instances (tasks x {args.seeds} seeds from {args.seed_start}), "
+        f"budget {args.budget} x {args.epochs} epochs"
     )
     print(
         f"{'method':26s} {'mean rank':>9s} {'median score':>12s} {'trials':>7s} "
@@ -433,6 +484,22 @@ def report(
             f"\nrandom search without stopping: {ranks[BASELINE]:.2f}; pairings ranked below it: "
             f"{', '.join(sorted(below)) or 'none'}"
         )
+    paired_ablations(scores)
+
+
+def paired_ablations(scores: dict[str, list[float]]) -> None:
+    """For each method run with its ablation (``tpe`` and ``tpe-old`` or ``tpe-rep``, ``auto``
+    and ``auto-old``): on how many instances it found the better, the worse or the same score."""
+    for m in scores:
+        left, right = m.split("+")
+        for old in (f"{left}-{tag}+{right}" for tag in ("old", "rep")):
+            if old not in scores:
+                continue
+            a, b = np.array(scores[m]), np.array(scores[old])
+            print(
+                f"{m} vs {old}: better on {int((a < b).sum())}, worse on "
+                f"{int((a > b).sum())}, tied on {int((a == b).sum())} instances"
+            )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ and the memory of a worker running a plain-Python objective.
 A serial in-process sweep (``run_sweep``, random tuner, quiet progress) of a no-op objective;
 the objective stamps the clock, so the time of trial k is the gap between two calls (claim,
 record, the next claim): the median over the ``--window`` trials before k. The same on
-PostgreSQL (a throw-away schema on 127.0.0.1:5432, trust auth, dropped afterwards) and for
-Optuna (RDB storage on SQLite, random sampler, one float). Then ``status``, ``best`` and
-``export`` of the SQLite sweep (each command's wall and CPU time, in a process that ran it once
-before, so without imports), and the peak RSS of a process running a 20-trial sweep of a
-plain-Python objective, and of the same process after ``import torch, lightning``.
+PostgreSQL (a throw-away schema on 127.0.0.1:5432, trust auth, dropped afterwards) as a user
+runs it -- nothing vacuums the table during the sweep -- then with session settings that
+isolate the store's own cost (``_PG_VARIANTS``: no wait for the WAL flush of each commit, and
+generic plans too), and for Optuna (RDB storage on SQLite, random sampler, one float). Then
+``status``, ``best`` and ``export`` of the SQLite and the PostgreSQL sweep (each command's wall
+and CPU time, in a process that ran it once before, so without imports), and the peak RSS of a
+process running a 20-trial sweep of a plain-Python objective, and of the same process after
+``import torch, lightning``.
 
 Every measurement runs in a subprocess. ``--rev REV`` measures the hpo_lightning of a git
 revision (exported to a temporary directory) alongside the working tree, for before/after.
@@ -17,7 +20,7 @@ Run::
 
     nice -n 10 python benchmarks/bench_scale.py                  # 10,000 trials, ~5 min
     nice -n 10 python benchmarks/bench_scale.py --trials 2000    # quick
-    nice -n 10 python benchmarks/bench_scale.py --rev main --skip optuna
+    nice -n 10 python benchmarks/bench_scale.py --rev main --skip optuna  # before/after
 
 Goal: the 10,000th trial costs <= 2x the 100th (SQLite and PostgreSQL); status/best/export of
 a 10k-trial sweep well under a second.
@@ -34,6 +37,8 @@ import sys
 import tempfile
 import textwrap
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,7 @@ _HPO = textwrap.dedent(
     if every:
         import psycopg
         vacuum = psycopg.connect(admin, autocommit=True)
-        schema = store.rsplit("search_path%3D", 1)[1]
+        schema = store.rsplit("search_path%3D", 1)[1].split("%20", 1)[0]
     stamps = []
     def objective(params, callback):
         stamps.append(time.perf_counter())
@@ -116,6 +121,23 @@ _RSS = textwrap.dedent(
 )
 
 
+# PostgreSQL: a tiny committed write every 20 ms, beside the sweep -- how long the disk's WAL
+# flush makes a commit wait, over time (a trial of the sweep commits twice)
+_PROBE = textwrap.dedent(
+    """
+    import sys, time
+    import psycopg
+    conn = psycopg.connect(sys.argv[1], autocommit=True)
+    conn.execute("CREATE TABLE commit_probe (x int)")
+    while True:
+        t = time.perf_counter()
+        conn.execute("INSERT INTO commit_probe VALUES (1)")
+        print(t, time.perf_counter() - t, flush=True)
+        time.sleep(0.02)
+    """
+)
+
+
 def _run(script: str, *args: str, src: Path) -> Any:
     env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.run(
@@ -142,7 +164,10 @@ def per_trial_ms(stamps: list[float], points: list[int], window: int) -> dict[in
     return out
 
 
-def _pg_schema(admin_url: str) -> tuple[str, str] | None:
+@contextmanager
+def _pg_store(admin_url: str, *options: str) -> Iterator[str | None]:
+    """URL of a throw-away schema on the server (with session ``options``, e.g.
+    ``synchronous_commit=off``), dropped afterwards; None (said) when there is no server."""
     try:
         import psycopg
 
@@ -151,16 +176,34 @@ def _pg_schema(admin_url: str) -> tuple[str, str] | None:
             conn.execute(f'CREATE SCHEMA "{name}"')
     except Exception as exc:  # no server: say so and go on with SQLite
         print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}")
-        return None
+        yield None
+        return
     sep = "&" if "?" in admin_url else "?"
-    return name, f"{admin_url}{sep}options=-csearch_path%3D{name}"
+    opts = "%20".join(f"-c{o.replace('=', '%3D')}" for o in (f"search_path={name}", *options))
+    try:
+        yield f"{admin_url}{sep}options={opts}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
-def _drop_schema(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+@contextmanager
+def _commit_probe(url: str, work: Path) -> Iterator[list[tuple[float, float]]]:
+    """(time.perf_counter(), seconds) of the _PROBE's commits while the block runs (the clock
+    is the system's monotonic one, shared with the sweep's process)."""
+    samples: list[tuple[float, float]] = []
+    out = work / f"probe_{uuid.uuid4().hex[:8]}.txt"
+    with out.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", _PROBE, url], stdout=sink)
+        try:
+            yield samples
+        finally:
+            proc.terminate()
+            proc.wait()
+    samples.extend(
+        (float(a), float(b)) for a, b in (ln.split() for ln in out.read_text().split("\n") if ln)
+    )
+    out.unlink()
 
 
 def _export(rev: str, into: Path) -> Path:
@@ -175,16 +218,18 @@ def _export(rev: str, into: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=10_000)
-    ap.add_argument("--window", type=int, default=50, help="trials per median")
+    ap.add_argument("--window", type=int, default=200, help="trials per median")
     ap.add_argument("--pg", default=os.environ.get("HPO_TEST_PG_URL", DEFAULT_PG))
     ap.add_argument("--rev", help="also measure this git revision's hpo_lightning (before/after)")
-    ap.add_argument("--skip", default="", help="comma list of: tree, pg, optuna, cli, rss")
+    ap.add_argument(
+        "--skip", default="", help="comma list of: tree, pg, nosync, generic, optuna, cli, rss"
+    )
     ap.add_argument(
         "--pg-vacuum-every",
         type=int,
-        default=2000,
+        default=0,
         help="also run the PostgreSQL sweep with a VACUUM of the trials table every N trials "
-        "(0: not); a 10,000-trial no-op sweep ends before autovacuum's first nap (60 s)",
+        "(default 0: not); the store's claims no longer depend on it",
     )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -195,39 +240,17 @@ def main() -> None:
         sources[args.rev] = _export(args.rev, work / "rev")
 
     print(f"per-trial driver time, ms (median of the {args.window} trials before each point)")
-    print(f"{'':36s}" + "".join(f"{p:>9d}" for p in points) + f"{'last/100':>10s}{'total s':>9s}")
+    print(f"{'':46s}" + "".join(f"{p:>9d}" for p in points) + f"{'last/100':>10s}{'total s':>9s}")
     for label, src in sources.items():
         db = work / f"{uuid.uuid4().hex[:8]}.db"
         stamps = _run(_HPO, str(args.trials), str(args.window), str(db), src=src)
         _row(f"hpo_lightning sqlite ({label})", stamps, points, args.window)
         if "cli" not in skip:
-            cli = _run(_CLI, str(db), str(work / "export.csv"), src=src)
-            shown = ", ".join(
-                f"{k} {t * 1000:.0f} ms ({cpu * 1000:.0f} ms CPU, exit {rc})"
-                for k, (t, cpu, rc) in cli.items()
+            _cli_line(
+                label, _run(_CLI, str(db), str(work / "export.csv"), src=src), str(args.trials)
             )
-            print(f"  cli ({label}) on the {args.trials}-trial sweep: {shown}", flush=True)
-        if "pg" not in skip and (schema := _pg_schema(args.pg)) is not None:
-            try:
-                stamps = _run(_HPO, str(args.trials), str(args.window), schema[1], src=src)
-                _row(f"hpo_lightning pg ({label})", stamps, points, args.window)
-            finally:
-                _drop_schema(args.pg, schema[0])
-            every = args.pg_vacuum_every
-            if every and (schema := _pg_schema(args.pg)) is not None:
-                try:
-                    stamps = _run(
-                        _HPO,
-                        str(args.trials),
-                        str(args.window),
-                        schema[1],
-                        str(every),
-                        args.pg,
-                        src=src,
-                    )
-                    _row(f"  pg, VACUUM every {every} ({label})", stamps, points, args.window)
-                finally:
-                    _drop_schema(args.pg, schema[0])
+        if "pg" not in skip:
+            _pg_rows(args, label, src, skip=skip, points=points, work=work)
         if "rss" not in skip:
             rss = _run(_RSS, str(work / "rss.db"), src=src)
             (work / "rss.db").unlink()
@@ -244,12 +267,80 @@ def main() -> None:
         _row("optuna sqlite (RDB)", stamps, points, args.window)
 
 
+# The PostgreSQL sweep again with session settings that isolate the store's own cost: without
+# waiting for the WAL flush of each commit (the disk's fsync latency, which sets the first
+# row's floor and varies with the machine), and with the generic plans that PostgreSQL may
+# keep for a prepared statement from the sweep's first trials (the worst case a user can get).
+_PG_VARIANTS = (
+    ("nosync", "synchronous_commit=off", ("synchronous_commit=off",)),
+    (
+        "generic",
+        "generic plans, no flush wait",
+        ("synchronous_commit=off", "plan_cache_mode=force_generic_plan"),
+    ),
+)
+
+
+def _pg_rows(
+    args: argparse.Namespace,
+    label: str,
+    src: Path,
+    *,
+    skip: set[str],
+    points: list[int],
+    work: Path,
+) -> None:
+    """The PostgreSQL sweep as users run it (and the CLI on it), then its _PG_VARIANTS, and
+    optionally with the table vacuumed every ``--pg-vacuum-every`` trials."""
+    n, w = str(args.trials), str(args.window)
+    with _pg_store(args.pg) as url:
+        if url is None:
+            return
+        with _commit_probe(url, work) as commits:
+            stamps = _run(_HPO, n, w, url, src=src)
+        _row(f"hpo_lightning pg ({label})", stamps, points, args.window)
+        _commit_row(commits, stamps, points, args.window)
+        if "cli" not in skip:
+            _cli_line(f"pg, {label}", _run(_CLI, url, str(work / "export.csv"), src=src), n)
+    for token, name, options in _PG_VARIANTS:
+        if token not in skip:
+            with _pg_store(args.pg, *options) as url:
+                stamps = _run(_HPO, n, w, str(url), src=src)
+                _row(f"  pg, {name} ({label})", stamps, points, args.window)
+    if args.pg_vacuum_every:
+        with _pg_store(args.pg) as url:
+            stamps = _run(_HPO, n, w, str(url), str(args.pg_vacuum_every), args.pg, src=src)
+            _row(
+                f"  pg, VACUUM every {args.pg_vacuum_every} ({label})", stamps, points, args.window
+            )
+
+
+def _cli_line(label: str, cli: dict[str, Any], n_trials: str) -> None:
+    shown = ", ".join(
+        f"{k} {t * 1000:.0f} ms ({cpu * 1000:.0f} ms CPU, exit {rc})"
+        for k, (t, cpu, rc) in cli.items()
+    )
+    print(f"  cli ({label}) on the {n_trials}-trial sweep: {shown}", flush=True)
+
+
+def _commit_row(
+    commits: list[tuple[float, float]], stamps: list[float], points: list[int], window: int
+) -> None:
+    """The median time of the probe's commits during each point's window of trials."""
+    cells = ""
+    for p in points:
+        lo, hi = stamps[max(0, p - 1 - window)], stamps[p - 1]
+        inside = sorted(d for t, d in commits if lo <= t <= hi)
+        cells += f"{inside[len(inside) // 2] * 1000 if inside else float('nan'):9.2f}"
+    print(f"{'    one commit meanwhile (WAL flush wait)':46s}{cells}", flush=True)
+
+
 def _row(name: str, stamps: list[float], points: list[int], window: int) -> None:
     ms = per_trial_ms(stamps, points, window)
     ratio = ms[points[-1]] / ms[points[0]] if points[0] in ms else float("nan")
     cells = "".join(f"{ms.get(p, float('nan')):9.2f}" for p in points)
     total = stamps[-1] - stamps[0] if stamps else float("nan")
-    print(f"{name:36s}{cells}{ratio:10.2f}{total:9.1f}", flush=True)
+    print(f"{name:46s}{cells}{ratio:10.2f}{total:9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,29 @@ def is_better(a: float | None, b: float | None, mode: Mode) -> bool:
     return a < b if mode == "min" else a > b
 
 
+def is_better_trial(a: Any, b: Any | None, mode: Mode) -> bool:
+    """Whether finished trial ``a`` ranks before ``b`` (objects with ``value`` and
+    ``violation``): a feasible trial before an infeasible one, the smaller violation among
+    infeasible ones, then :func:`is_better` on the values. So the best of a sweep with
+    constraints is its best feasible trial, as ``best`` and the Pareto front rank it.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> is_better_trial(T(value=0.9, violation=0.0), T(value=0.1, violation=2.0), "min")
+        True
+        >>> is_better_trial(T(value=0.1, violation=None), T(value=0.2, violation=None), "min")
+        True
+    """
+    if a.value is None or not math.isfinite(a.value):
+        return False
+    if b is None:
+        return True
+    va, vb = a.violation or 0.0, b.violation or 0.0
+    if va != vb:
+        return va < vb
+    return is_better(a.value, b.value, mode)
+
+
 def is_finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 

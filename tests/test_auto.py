@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 
 import pytest
 
-from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
+from hpo_lightning import Categorical, Float, Int, SearchSpace, SweepConfig, TrialState
+from hpo_lightning.exceptions import UserInputError
+from hpo_lightning.schedulers import ASHAScheduler
+from hpo_lightning.sweep._config import tuner_options
 from hpo_lightning.tuners import AutoTuner, GPTuner, choose_tuner, make_tuner
 
 CONTINUOUS = SearchSpace({"lr": Float(1e-5, 1e-1, log=True), "x": Float(0, 1), "n": Int(1, 8)})
@@ -119,3 +123,45 @@ def test_pruned_trials_do_not_move_the_gp_to_its_local_phase(
         tuner.report_result({"lr": 1e-4, "x": i / 10, "n": 2}, 1.0 + i)
     with caplog.at_level(logging.INFO, logger="hpo_lightning"):
         assert gp.local_phase and "local phase from trial 56" in caplog.text
+
+
+# --- what counts as a trial: full trainings under the sweep's scheduler (issue 17) -----------
+def test_a_stopping_scheduler_counts_trials_by_what_they_cost() -> None:
+    asha = ASHAScheduler(max_epochs=30).expected_cost()  # 0.29: rungs after 4 and 12 epochs
+    name, why = choose_tuner(CONTINUOUS, 300, trial_cost=asha)
+    assert name == "gp"  # about 87 full trainings: a small budget
+    assert "300 trials, about 87 full trainings with early stopping" in why
+    assert choose_tuner(CONTINUOUS, 300)[0] == "cmaes"  # every trial a full training
+    assert choose_tuner(CONTINUOUS, 1000, trial_cost=asha)[0] == "cmaes"  # about 289
+
+
+def test_a_sweep_tells_auto_what_its_scheduler_costs(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="hpo_lightning"):
+        cfg = SweepConfig(
+            name="s",
+            objective=lambda p, cb: p["x"],
+            space={"x": Float(0, 1), "y": Float(0, 1)},
+            monitor="loss",
+            n_trials=300,
+            tuner="auto",
+            scheduler={"name": "hyperband", "max_epochs": 30},
+        )
+    options = tuner_options(cfg)
+    assert options["budget"] == 300
+    assert options["trial_cost"] == pytest.approx(0.506, abs=1e-3)
+    assert "chose 'gp': a small budget (300 trials, about 152 full trainings" in caplog.text
+    assert "trial_cost" not in tuner_options(replace(cfg, scheduler=None))
+
+
+@pytest.mark.parametrize("cost", [0, 1.5, -1, "half", True])
+def test_a_bad_trial_cost_is_refused(cost: object) -> None:
+    with pytest.raises(UserInputError, match="trial_cost"):
+        AutoTuner(CONTINUOUS, seed=0, budget=30, trial_cost=cost)  # type: ignore[arg-type]
+
+
+def test_a_scheduler_that_cannot_tell_its_cost_counts_trials_as_half() -> None:
+    name, why = choose_tuner(CONTINUOUS, 300, trial_cost=None)  # e.g. the median rule
+    assert name == "gp" and "about 150 full trainings with early stopping" in why
+    assert choose_tuner(CONTINUOUS, 1000, trial_cost=None)[0] == "cmaes"
+    median = AutoTuner(CONTINUOUS, seed=0, budget=300, trial_cost=None)
+    assert median.chosen == "gp" and "300 trials" in median.reason

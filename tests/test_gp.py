@@ -15,7 +15,13 @@ from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.tuners import GPTuner, HyperparameterTuner, make_tuner
 from hpo_lightning.tuners._gp import anchor_count, warp_losses
-from hpo_lightning.tuners._gp_local import local_from, local_subset, trust_length
+from hpo_lightning.tuners._gp_local import (
+    hamming_radius,
+    local_from,
+    local_subset,
+    trust_length,
+    within_hamming,
+)
 from hpo_lightning.tuners._gp_model import (
     GaussianProcess,
     _per_dim_sq,
@@ -251,6 +257,51 @@ def test_local_subset_is_the_nearest_points_to_the_best() -> None:
     assert local_subset(X, loss, np.array([False, False]), 3).tolist() == [0, 2, 3]
     # a categorical coordinate that differs counts as distance 1
     assert local_subset(X, loss, np.array([False, True]), 2).tolist() == [0, 2]
+
+    # with the search box: also the rows inside it of another category, nearest first
+    box = (np.array([0.0, 0.0]), np.array([0.6, 0.0]))  # row 1 (x = 0.9) is outside
+    assert local_subset(X, loss, np.array([False, True]), 2, box=box).tolist() == [0, 2, 3, 4]
+
+
+def test_the_hamming_ball_follows_the_trust_region() -> None:
+    assert [hamming_radius(length, 2) for length in (1.6, 0.8, 0.4, 0.2)] == [2, 2, 1, 0]
+    rng = np.random.default_rng(0)
+    cat = np.array([False, True, True, True])
+    centre = np.array([0.5, 0.1, 0.1, 0.1])
+    U = rng.random((200, 4))
+    for radius in (0, 1, 2):
+        out = within_hamming(U, centre, cat, radius, rng)
+        assert (np.abs(out[:, cat] - centre[cat]) > 1e-9).sum(axis=1).max() <= radius
+        assert np.array_equal(out[:, ~cat], U[:, ~cat])  # ordered coordinates untouched
+        kept = (np.abs(U[:, cat] - centre[cat]) > 1e-9).sum(axis=1) <= radius
+        assert np.array_equal(out[kept], U[kept])  # rows inside the ball unchanged
+
+
+def test_a_shrunk_local_phase_keeps_the_incumbents_category() -> None:
+    """Regression (digits MLP, issue 17): with the trust region shrunk, EI went to the other
+    category of the tiny box, whose observations never entered the local model, so the same
+    point was suggested again and again."""
+    space = SearchSpace({"x": Float(0, 1), "y": Float(0, 1), "opt": Categorical(["a", "b"])})
+
+    def f(p: Mapping[str, Any]) -> float:
+        return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + (0.0 if p["opt"] == "a" else 0.5)
+
+    tuner = GPTuner(space, seed=0)
+    rng = np.random.default_rng(1)
+    best = {"x": 0.3, "y": 0.6, "opt": "a"}
+    tuner.report_result(best, f(best))
+    for i in range(130):  # no improvement after the best: the trust region shrinks
+        p = {"x": float(rng.random()), "y": float(rng.random()), "opt": "ab"[i % 2]}
+        tuner.report_result(p, f(p))
+    assert tuner.local_phase
+    seen = []
+    for _ in range(6):
+        p = tuner.suggest()
+        assert p is not None
+        assert p["opt"] == "a"
+        seen.append((round(p["x"], 6), round(p["y"], 6)))
+        tuner.report_result(p, f(p))
+    assert len(set(seen)) == len(seen)
 
 
 def test_the_first_point_is_the_centre_then_sobol_points() -> None:

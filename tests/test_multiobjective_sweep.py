@@ -442,3 +442,29 @@ def test_a_joining_worker_reads_the_objectives_from_the_store(tmp_path: Path) ->
         assert joined.config.epoch_monitor == "f2"
     finally:
         joined.close()
+
+
+# --- the best trial of a sweep with constraints is its best feasible one -------------------
+def test_progress_and_best_checkpoint_rank_feasible_trials_first(tmp_path: Path) -> None:
+    """A better value that breaks a constraint never shows as the sweep's best: not in the
+    progress line (summarize) and not as `best --checkpoint`'s trial."""
+    from hpo_lightning.sweep._checkpoints import best_checkpoint_of
+    from hpo_lightning.sweep._progress import summarize
+
+    store = open_storage(str(tmp_path / "s.db"))
+    sweep = store.create_sweep("c", {"monitor": "loss", "mode": "min"}, mode="min")
+    # (value, violation): trial 0 is the lowest but infeasible; 1 is the best feasible one
+    results = [(0.1, 3.0), (0.5, 0.0), (0.9, 0.0), (0.2, 1.0)]
+    for v, violation in results:
+        with store.claim(sweep.id) as claim:
+            t = claim.add_trial({"x": v}, tuner="random")
+        store.add_checkpoint(t.id, 0, str(tmp_path / f"t{t.number}.ckpt"), v)
+        store.finish_trial(t.id, TrialState.COMPLETE, v, epochs=1, violation=violation)
+    trials = store.get_trials(sweep.id)
+    best = summarize(trials, "min")["best"]
+    assert (best.number, best.value) == (1, 0.5)
+    assert best_checkpoint_of(store, sweep.id, mode="min") == (1, str(tmp_path / "t1.ckpt"))
+    # with no feasible trial at all, the smallest violation ranks first
+    only_infeasible = [t for t in trials if t.violation]
+    assert summarize(only_infeasible, "min")["best"].number == 3
+    store.close()

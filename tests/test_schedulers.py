@@ -408,3 +408,27 @@ def test_learning_curve_mean_upto_skips_nan():
     assert (c.mean_upto(0), c.mean_upto(2), c.mean_upto(5)) == (1.0, 1.0, 2.0)
     assert LearningCurve(0, ((1, math.nan),)).mean_upto(4) is None
     assert c.mean_upto(-1) is None
+
+
+# --- expected cost of a trial (what `auto` counts a sweep's budget in) -----------------------
+@pytest.mark.parametrize(
+    ("scheduler", "cost"),
+    [
+        # rungs 1, 3, 9 of 27: 2/3 stop after 1 epoch, 2/9 after 3, 2/27 after 9, 1/27 go on
+        (ASHAScheduler(min_epochs=1, reduction_factor=3, max_epochs=27), 3 / 27),
+        (ASHAScheduler(max_epochs=30), (2 / 3 * 4 + 2 / 9 * 12 + 1 / 9 * 30) / 30),  # 4, 12
+        (ASHAScheduler(min_epochs=5, max_epochs=5), 1.0),  # no rung below max_epochs
+        # brackets of 3, 7, 15 and 27 epochs per trial, weighted 27, 12, 6, 4 (of 49)
+        (
+            HyperbandScheduler(min_epochs=1, reduction_factor=3, max_epochs=27),
+            (27 * 3 + 12 * 7 + 6 * 15 + 4 * 27) / (49 * 27),
+        ),
+        (NoScheduler(), 1.0),
+        (AutoScheduler(max_epochs=2), 1.0),  # no stopping
+        (MedianStoppingScheduler(), None),  # stops wherever a trial falls behind: unknown
+        (AutoScheduler(max_epochs=30), None),  # the median rule
+        (make_scheduler("pbt"), 1.0),  # every member trains in full
+    ],
+)
+def test_expected_cost_of_a_trial(scheduler: Scheduler, cost: float | None):
+    assert scheduler.expected_cost() == (None if cost is None else pytest.approx(cost))

@@ -75,6 +75,70 @@ def test_a_rolled_back_claim_leaves_the_count_where_it_was(location: str) -> Non
     store.close()
 
 
+# --- the claim's reads stay index walks at any sweep size ---------------------------------
+def _numbered(sql: str) -> str:
+    """The shared SQL's ``?`` placeholders as PostgreSQL's ``$1, $2, ...`` (for PREPARE)."""
+    parts = sql.split("?")
+    return "".join(f"{p}${i}" for i, p in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+def _rows_examined(plan: dict[str, Any]) -> int:
+    """Rows every node of an EXPLAIN ANALYZE plan produced or filtered out."""
+    own = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+    return int(own) + sum(_rows_examined(p) for p in plan.get("Plans", []))
+
+
+def test_claim_reads_walk_few_rows_under_a_plan_made_at_sweep_start() -> None:
+    """PostgreSQL keeps a prepared statement's generic plan, which it may make while the sweep
+    holds a few trials; at 2,000 trials (each with the dead version its finish leaves) the
+    claim's two reads must still examine a few rows: they scanned the whole sweep (issue 17)."""
+    from hpo_lightning.storage._sql import CHANGED_SINCE, LAST_NUMBER
+
+    with fresh_schema() as url:
+        store = open_storage(url)
+        sweep = store.create_sweep("s", {}, mode="min")
+        _claim(store, sweep.id, None, add=3)
+        store.close()
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            conn.execute(f"PREPARE last AS {_numbered(LAST_NUMBER)}")
+            conn.execute(f"PREPARE changed AS {_numbered(CHANGED_SINCE)}")
+            runs = {"last": f"last({sweep.id})", "changed": f"changed({sweep.id}, 4000)"}
+            for call in runs.values():  # the generic plans are made now, on 3 trials
+                conn.execute(f"EXECUTE {call}")
+            conn.execute(
+                "INSERT INTO hpo_trials (sweep_id, number, state, params, created_at, changed) "
+                "SELECT %s, g, 'running', '{}', 0, g FROM generate_series(3, 2002) g",
+                (sweep.id,),
+            )
+            conn.execute(
+                "UPDATE hpo_trials SET state = 'complete', changed = changed + 2000 "
+                "WHERE number >= 3"
+            )
+            assert conn.execute(f"EXECUTE {runs['last']}").fetchall() == [(2002,)]
+            changed = conn.execute(f"EXECUTE {runs['changed']}").fetchall()
+            assert [r[2] for r in changed] == [2001, 2002]  # numbers, changed 4001 and 4002
+            for call in runs.values():
+                (plan,) = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {call}").fetchone()
+                assert _rows_examined(plan[0]["Plan"]) < 20, (call, plan)
+
+
+def test_claim_reads_are_index_searches_on_sqlite(tmp_path: Path) -> None:
+    from hpo_lightning.storage._sql import CHANGED_SINCE, LAST_NUMBER
+
+    open_storage(tmp_path / "s.db").close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        for sql, args, index in (
+            (LAST_NUMBER, (1,), "autoindex"),
+            (CHANGED_SINCE, (1, 0), "by_change"),
+        ):
+            plan = " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+            assert plan.startswith("SEARCH hpo_trials USING") and index in plan, plan
+            assert "TEMP B-TREE" not in plan, plan  # no sort of the sweep's trials
+
+
 def _record(number: int, state: TrialState, changed: int, **attrs: object) -> TrialRecord:
     return TrialRecord(0, 1, number, state, {"x": number}, changed=changed, attrs=attrs)
 

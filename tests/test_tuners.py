@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import subprocess
 import sys
 from typing import Any
@@ -211,3 +212,86 @@ def run_one(tuner: TPETuner) -> float:
     assert p is not None
     tuner.report_result(p, 1.0)
     return float(p["x"])
+
+
+def test_tpe_good_set_is_drawn_at_the_highest_fidelity_with_enough_trials() -> None:
+    # BOHB's rule: 10 completed trials (>= dim + 2) are enough, so l(x) is the best tenth of
+    # them (the one near x=0.1), not every completed trial as a tenth of all 100 trials would be
+    space = SearchSpace({"x": Float(0, 1)})
+    tuner = TPETuner(space, seed=0, n_startup_trials=1)
+    rng = np.random.default_rng(0)
+    tuner.report_result({"x": 0.1}, 0.1)
+    for _ in range(9):
+        tuner.report_result({"x": float(0.6 + 0.1 * rng.random())}, float(0.5 + rng.random()))
+    for _ in range(90):
+        x = float(0.85 + 0.1 * rng.random())
+        tuner.report_result({"x": x}, 2.0, state=TrialState.PRUNED, step=1)
+    picks = [run_one(tuner) for _ in range(5)]
+    assert np.median(picks) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("complete", "pruned_steps", "size"),
+    [
+        (5, [], 5),  # no scheduler: every usable trial, as before
+        (3, [1] * 20, 3),  # 3 completed = dim + 2: the completed ones
+        (1, [9, 9, 3, 3, 3, 1], 3),  # 1 completed + 2 stopped at epoch 9 = 3
+        (1, [9, 3, 3, 3, 1], 5),  # 1 + 1 at epoch 9 is too few: down to epoch 3, all ties
+        (0, [1, 1], 2),  # too few at any fidelity: all of them
+    ],
+)
+def test_tpe_fidelity_size(complete: int, pruned_steps: list[int], size: int) -> None:
+    tuner = TPETuner(SearchSpace({"x": Float(0, 1)}), seed=0)
+    for i in range(complete):
+        tuner.report_result({"x": i / 10}, float(i))
+    for j, step in enumerate(pruned_steps):
+        tuner.report_result({"x": j / 100}, 1.0, state=TrialState.PRUNED, step=step)
+    tuner.report_result({"x": 0.5}, math.nan)  # a failed trial is at no fidelity
+    assert tuner._fidelity_size(tuner._n) == size
+
+
+GRID = {"a": Int(0, 7), "b": Int(1, 64, log=True), "c": Categorical(["x", "y", "z"])}
+
+
+def _configs(tuner: TPETuner, n: int, *, in_flight: int = 1) -> list[tuple[Any, ...]]:
+    """n suggestions on a bowl over the grid, ``in_flight`` pending at a time."""
+    out: list[tuple[Any, ...]] = []
+    pending: list[dict[str, Any]] = []
+    while len(out) < n:
+        while len(pending) < in_flight:
+            p = tuner.suggest()
+            assert p is not None
+            pending.append(p)
+            out.append(tuple(p.values()))
+        p = pending.pop(0)
+        b = math.log2(p.get("b", 8))
+        tuner.report_result(p, (p["a"] - 3) ** 2 + abs(b - 3) + (p["c"] != "y"))
+    return out[:n]
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_tpe_never_repeats_a_configuration_of_a_grid(in_flight: int) -> None:
+    # l(x)/g(x) peaks on the good grid points themselves: the old TPE re-suggested them
+    for seed in range(3):
+        configs = _configs(TPETuner(SearchSpace(GRID), seed=seed), 40, in_flight=in_flight)
+        assert len(set(configs)) == 40
+
+
+def test_tpe_repeats_only_once_the_grid_is_exhausted() -> None:
+    space = SearchSpace({"a": Int(0, 2), "c": Categorical(["x", "y"])})
+    configs = _configs(TPETuner(space, seed=0, n_startup_trials=2), 8)
+    assert len(set(configs[:6])) == 6  # all six, then repeats (suggest never gives up)
+
+
+def test_tpe_never_repeats_on_a_conditional_grid() -> None:
+    space = SearchSpace(
+        {"m": Categorical({"p": {"a": Int(0, 3)}, "q": {"b": Int(0, 3), "c": Int(0, 1)}})}
+    )
+    tuner = TPETuner(space, seed=1, n_startup_trials=3)
+    seen = []
+    for _ in range(11):  # 4 + 8 configurations
+        p = tuner.suggest()
+        assert p is not None
+        seen.append(tuple(sorted(p.items())))
+        tuner.report_result(p, float(p.get("a", 0) + p.get("b", 0)))
+    assert len(set(seen)) == 11

@@ -76,6 +76,9 @@ class AutoScheduler(Scheduler):
     def options(self) -> dict[str, Any]:
         return {"max_epochs": self.max_epochs}
 
+    def expected_cost(self) -> float | None:
+        return self.scheduler.expected_cost()
+
     def decide(
         self, curve: LearningCurve, others: Sequence[LearningCurve], *, mode: Mode
     ) -> Decision | Exploit:

@@ -169,6 +169,15 @@ class Scheduler(ABC):
     def options(self) -> dict[str, Any]:
         """The constructor options of this scheduler, by name."""
 
+    def expected_cost(self) -> float | None:
+        """The share of a full training (``max_epochs``) one trial is expected to cost here.
+
+        1.0 for a scheduler that never stops a trial; None (this default) when the scheduler
+        cannot tell from its options (the median rule stops wherever a trial falls behind).
+        The ``auto`` tuner counts a sweep's budget in full trainings with it.
+        """
+        return None
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scheduler) or type(other) is not type(self):
             return NotImplemented
@@ -199,6 +208,9 @@ class NoScheduler(Scheduler):
 
     def options(self) -> dict[str, Any]:
         return {}
+
+    def expected_cost(self) -> float:
+        return 1.0
 
 
 def reported_value(curve: LearningCurve, state: TrialState, *, mode: Mode) -> float:

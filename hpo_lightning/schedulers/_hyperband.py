@@ -104,6 +104,11 @@ class HyperbandScheduler(Scheduler):
             "seed": self.seed,
         }
 
+    def expected_cost(self) -> float:
+        """The brackets' :func:`halving_cost` weighted by their share of the trials (0.51
+        with the defaults and ``max_epochs=30``)."""
+        return sum(w * b.expected_cost() for w, b in zip(self.bracket_weights, self.brackets))
+
     def bracket_of(self, trial: int) -> int:
         """The bracket of trial number ``trial`` (0 = most aggressive), fixed by the seed.
 

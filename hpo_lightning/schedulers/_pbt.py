@@ -95,6 +95,10 @@ class PBTScheduler(Scheduler):
             "seed": self.seed,
         }
 
+    def expected_cost(self) -> float:
+        """1.0: every member trains in full (an exploit moves it, it never stops it)."""
+        return 1.0
+
     def keeps_checkpoint(self, epoch: int) -> bool:
         """Whether the checkpoint of ``epoch`` must stay while the sweep runs (a donor's)."""
         return (epoch + 1) % self.interval == 0

@@ -39,6 +39,20 @@ _TRIAL_COLS = (
 )
 
 
+# The two reads of every claim whose cost must not grow with the sweep. Both are written so
+# that their only cheap plan is a short walk of one index, whatever the planner knows:
+# PostgreSQL keeps a prepared statement's generic plan, which it may make while the table holds
+# a handful of rows, until something (VACUUM, ANALYZE, a cache reset) makes it plan again. With
+# "MAX(number)" (aggregated over the (sweep_id, changed) index) and "changed > ? ORDER BY
+# number" (the (sweep_id, number) index, changed as a filter) such plans read every trial of
+# the sweep: ~0.2 ms more per claim at every 1,000 trials (issue 17).
+LAST_NUMBER = "SELECT number FROM hpo_trials WHERE sweep_id = ? ORDER BY number DESC LIMIT 1"
+# ordered by the (sweep_id, changed) index, so no plan can prefer the (sweep_id, number) index
+CHANGED_SINCE = (
+    f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? AND changed > ? "
+    "ORDER BY sweep_id, changed"
+)
+
 _SETTLED = (TrialState.COMPLETE.value, TrialState.PRUNED.value, TrialState.FAILED.value)
 _STATES = {s.value: s for s in TrialState}  # a dict lookup: 10,000 rows parse in ~0.1 s
 
@@ -159,10 +173,9 @@ class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
         state: TrialState,
         attrs: Mapping[str, Any] | None,
     ) -> TrialRecord:
-        cur.execute(
-            "SELECT COALESCE(MAX(number), -1) + 1 FROM hpo_trials WHERE sweep_id = ?", (sweep_id,)
-        )
-        number = int(cur.fetchone()[0])
+        cur.execute(LAST_NUMBER, (sweep_id,))
+        last = cur.fetchone()
+        number = 0 if last is None else int(last[0]) + 1
         now = time.time()
         stamp = self._bump(cur, sweep_id=sweep_id)
         cur.execute(
@@ -290,13 +303,9 @@ class SQLStorage(PerProcessConnection, CheckpointSQL, Storage):
                 f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? ORDER BY number",
                 (sweep_id,),
             )
-        else:  # the (sweep_id, changed) index: as cheap at trial 10,000 as at trial 100
-            cur.execute(
-                f"SELECT {_TRIAL_COLS} FROM hpo_trials WHERE sweep_id = ? AND changed > ? "
-                "ORDER BY number",
-                (sweep_id, int(since)),
-            )
-        return [self._trial(r) for r in cur.fetchall()]
+            return [self._trial(r) for r in cur.fetchall()]
+        cur.execute(CHANGED_SINCE, (sweep_id, int(since)))
+        return sorted((self._trial(r) for r in cur.fetchall()), key=lambda t: t.number)
 
     @staticmethod
     def _new_claim(trials: list[TrialRecord], since: int | None, add: Any, reopen: Any) -> Claim:

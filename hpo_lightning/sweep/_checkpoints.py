@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpo_lightning._trial import Mode, TrialState, check_int, is_better
+from hpo_lightning._trial import Mode, TrialState, check_int, is_better, is_better_trial
 from hpo_lightning.exceptions import ConfigError
 
 log = logging.getLogger("hpo_lightning")
@@ -183,17 +183,15 @@ def settle_checkpoints(
 def _best_trial(trials: Any, ckpts: Mapping[int, Any], mode: Mode) -> int | None:
     best: Any = None
     for t in trials:
-        if (
-            t.state is TrialState.COMPLETE
-            and t.number in ckpts
-            and is_better(t.value, None if best is None else best.value, mode)
-        ):
+        if t.state is TrialState.COMPLETE and t.number in ckpts and is_better_trial(t, best, mode):
             best = t
     return None if best is None else int(best.number)
 
 
 def best_checkpoint(storage: Any, sweep_id: int, *, mode: Mode) -> str | None:
-    """The path of the best complete trial's checkpoint (its best epoch), or None."""
+    """The path of the best complete trial's checkpoint (its best epoch), or None. With
+    constraints the best is the best feasible trial; with several objectives, the front's
+    first trial as ``best`` lists it (feasible, then the first objective)."""
     found = best_checkpoint_of(storage, sweep_id, mode=mode)
     return None if found is None else found[1]
 

@@ -325,13 +325,25 @@ def _check_seconds(cfg: SweepConfig) -> None:
         )
 
 
+def tuner_options(cfg: SweepConfig) -> dict[str, Any]:
+    """The options the sweep builds its tuner with: the user's ``tuner_options``, and for
+    ``auto`` the planned ``n_trials`` (``budget``) and the share of a full training a trial
+    costs under the sweep's scheduler (``trial_cost``, its ``expected_cost()``)."""
+    options = dict(cfg.tuner_options)
+    if cfg.tuner == "auto":
+        options.setdefault("budget", cfg.n_trials)  # choose by the sweep's planned size
+        if cfg.scheduler:
+            from hpo_lightning.schedulers import make_scheduler
+
+            options.setdefault("trial_cost", make_scheduler(**cfg.scheduler).expected_cost())
+    return options
+
+
 def _check_tuner(cfg: SweepConfig) -> None:
     """Build the tuner once, so unknown options or a space it cannot search fail now."""
     from hpo_lightning.tuners import make_tuner
 
-    options = dict(cfg.tuner_options)
-    if cfg.tuner == "auto":
-        options.setdefault("budget", cfg.n_trials)  # as the sweep builds it
+    options = tuner_options(cfg)
     try:
         make_tuner(cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=0, **options)
     except UserInputError as exc:

@@ -32,7 +32,7 @@ from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.schedulers import EarlyStopper
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
-from hpo_lightning.sweep._config import SweepConfig
+from hpo_lightning.sweep._config import SweepConfig, tuner_options
 from hpo_lightning.sweep._deferred import DeferredCallback, lightning_loaded
 from hpo_lightning.sweep._objective import resolve_objective
 from hpo_lightning.sweep._ranks import JoinedTrial, destroy_process_group, rank_zero_trial
@@ -108,11 +108,12 @@ class Worker(CheckpointingWorker):
         if self._ready:
             return
         cfg = self.config
-        options = dict(cfg.tuner_options)
-        if cfg.tuner == "auto":
-            options.setdefault("budget", cfg.n_trials)  # choose by the sweep's planned size
         self.tuner = make_tuner(
-            cfg.tuner, SearchSpace.from_dict(cfg.space), mode=cfg.mode, seed=cfg.seed, **options
+            cfg.tuner,
+            SearchSpace.from_dict(cfg.space),
+            mode=cfg.mode,
+            seed=cfg.seed,
+            **tuner_options(cfg),
         )
         self._reported: set[int] = set()
         self._objectives = cfg.objectives()

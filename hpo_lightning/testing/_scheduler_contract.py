@@ -5,8 +5,8 @@ fresh scheduler (parametrise it to check several). The checks feed it learning c
 check what every scheduler promises: ``decide`` is a pure query that answers with a Decision
 (or an Exploit), for any peers (none, fewer, more, with gaps, NaN), the same way for "max" as
 for "min" on negated values (set ``mirrors_mode = False`` on the test class of a scheduler with
-an absolute threshold, which has no such symmetry), and ``options()`` rebuilds an equal
-scheduler.
+an absolute threshold, which has no such symmetry), ``options()`` rebuilds an equal
+scheduler, and ``expected_cost()`` is None or a share of a full training in (0, 1].
 """
 
 from __future__ import annotations
@@ -98,3 +98,7 @@ class SchedulerContract:
         again = type(scheduler)(**scheduler.options())
         assert again == scheduler
         assert decisions(again, population()) == decisions(scheduler, population())
+
+    def test_expected_cost_is_a_share_or_none(self, scheduler: Scheduler) -> None:
+        cost = scheduler.expected_cost()
+        assert cost is None or (isinstance(cost, (int, float)) and 0 < cost <= 1), cost

@@ -18,11 +18,18 @@ cost of each method:
   above all on the rotated ellipsoid), so the threshold stays at 200.
 * **TPE** otherwise: unknown or large budgets, many categoricals, many parameters. Its cost per
   suggestion is constant in the number of trials and it handles any mix of domains.
-* **What counts as a trial:** the budget is the sweep's ``n_trials``, which counts pruned
-  trials, since every trial costs a tuner decision and a place in the GP's history. Inside the
-  GP, though, only *completed* trials move it to its local phase (a pruned trial's partial
-  value says little about where the optimum is); with many pruned trials it switches once
-  ``3 * local_from(dim)`` trials of any kind are known, to bound its cost.
+* **What counts as a trial:** a full training. The budget is the sweep's ``n_trials`` times
+  the share of a full training one trial is expected to cost under the sweep's scheduler
+  (``trial_cost``: the scheduler's ``expected_cost()``, 1.0 without one; ASHA and Hyperband
+  derive it from their rungs and eta, 0.29 and 0.51 with their defaults; a scheduler that
+  stops trials but cannot tell how early, the median rule, counts as :data:`UNKNOWN_COST`).
+  So 300 trials with ASHA are about 87 full trainings and keep the GP, which learns from the
+  stopped trials' partial values, where counting every trial as a full one chose CMA-ES, which
+  cannot: on ``benchmarks/bench_multifidelity.py`` at 100 full trainings (300 planned trials)
+  the GP was well ahead of CMA-ES with every scheduler (benchmarks/README.md, section 12).
+  Inside the GP, though, only *completed* trials move it to its local phase (a pruned trial's
+  partial value says little about where the optimum is); with many pruned trials it switches
+  once ``3 * local_from(dim)`` trials of any kind are known, to bound its cost.
 * **Conditional spaces** (choices with sub-spaces, ``when``) follow the same rule, except that
   CMA-ES is never chosen for them (it ignores the tree and only drifts on inactive
   coordinates): GP at small budgets (inactive coordinates imputed; it had the best mean rank
@@ -36,20 +43,22 @@ methods, ahead of Optuna's GPSampler (2.62 vs 3.06; 170 wins, 99 losses), TPE an
 (4.8-5.5): the rule keeps the GP for every small budget.
 
 Multi-fidelity: the chosen tuner's rule applies (GP: fitted at the highest fidelity with enough
-points; TPE: pruned trials rank after completed ones; CMA-ES: pruned rank after completed ones
-of their generation).
+points; TPE: BOHB's good set, from the highest fidelity with ``dim + 2`` trials, pruned trials
+ranking after completed ones; CMA-ES: pruned rank after completed ones of their generation).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from hpo_lightning._trial import TrialState, check_int
+from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Modes, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
@@ -62,6 +71,9 @@ logger = logging.getLogger("hpo_lightning")
 
 GP_MAX_TRIALS = 200
 GP_MAX_DIM = 20
+#: what a trial counts as when a scheduler stops trials but cannot tell how early (the median
+#: rule): half a full training (its trials cost 0.41-0.65 on benchmarks/bench_multifidelity.py)
+UNKNOWN_COST = 0.5
 
 _BUILDERS: dict[str, type[HyperparameterTuner]] = {
     "gp": GPTuner,
@@ -70,13 +82,26 @@ _BUILDERS: dict[str, type[HyperparameterTuner]] = {
 }
 
 
-def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
-    """The tuner name ``auto`` uses for this space and budget, and the reason in words."""
-    n_cat = sum(1 for d in space.values() if d.is_categorical)
+def choose_tuner(
+    space: SearchSpace, max_trials: int | None, *, trial_cost: float | None = 1.0
+) -> tuple[str, str]:
+    """The tuner name ``auto`` uses for this space and budget, and the reason in words.
+
+    ``trial_cost``: the share of a full training one trial is expected to cost (a sweep passes
+    its scheduler's ``expected_cost()``); None: trials are stopped early, at a cost the
+    scheduler cannot tell (counted as :data:`UNKNOWN_COST`). The budget is counted in full
+    trainings with it.
+    """
+    cost = UNKNOWN_COST if trial_cost is None else check_cost(trial_cost)
     if max_trials is None:
         return "tpe", "an unknown budget"
-    small = max_trials <= GP_MAX_TRIALS
-    budget = f"a {'small' if small else 'large'} budget ({max_trials} trials)"
+    full = max(1, math.ceil(max_trials * cost - 1e-9))
+    small = full <= GP_MAX_TRIALS
+    size = f"{max_trials} trials"
+    if cost < 1.0:
+        size += f", about {full} full trainings with early stopping"
+    budget = f"a {'small' if small else 'large'} budget ({size})"
+    n_cat = sum(1 for d in space.values() if d.is_categorical)
     if space.dim > GP_MAX_DIM:
         why = f"{space.dim} parameters (> {GP_MAX_DIM}) are too many for the GP"
     elif 2 * n_cat > space.dim:
@@ -98,6 +123,17 @@ def choose_tuner(space: SearchSpace, max_trials: int | None) -> tuple[str, str]:
     ):
         return "cmaes", f"{budget} on a space without categoricals"
     return "tpe", why
+
+
+def check_cost(trial_cost: Any) -> float:
+    """``trial_cost`` validated: a number in (0, 1]."""
+    ok = isinstance(trial_cost, (int, float)) and not isinstance(trial_cost, bool)
+    if not (ok and 0 < trial_cost <= 1):
+        raise UserInputError(
+            "`trial_cost` (the share of a full training one trial costs) must be a number in "
+            f"(0, 1], but got {trial_cost!r}"
+        )
+    return float(trial_cost)
 
 
 class AutoTuner(HyperparameterTuner):
@@ -128,19 +164,21 @@ class AutoTuner(HyperparameterTuner):
         seed: int | None = None,
         max_trials: int | None = None,
         budget: int | None = None,
+        trial_cost: float | None = 1.0,
     ) -> None:
         """``budget``: the planned number of trials, used only to choose (a sweep passes its
-        n_trials here, so failed trials can still be replaced); defaults to ``max_trials``."""
+        n_trials here, so failed trials can still be replaced); defaults to ``max_trials``.
+        ``trial_cost``: the share of a full training a trial is expected to cost (a sweep
+        passes its scheduler's ``expected_cost()``; see :func:`choose_tuner`)."""
         super().__init__(space, mode=mode, seed=seed, max_trials=max_trials)
         check_int("budget", budget, at_least=1, allow_none=True)
-        choose, builders = (
-            (choose_multiobjective_tuner, MO_BUILDERS)
-            if self.n_objectives > 1
-            else (choose_tuner, _BUILDERS)
-        )
-        self.chosen, self.reason = choose(
-            self.space, max_trials if max_trials is not None else budget
-        )
+        planned = max_trials if max_trials is not None else budget
+        builders: Mapping[str, type[HyperparameterTuner]] = _BUILDERS
+        if self.n_objectives > 1:
+            builders = MO_BUILDERS
+            self.chosen, self.reason = choose_multiobjective_tuner(self.space, planned)
+        else:
+            self.chosen, self.reason = choose_tuner(self.space, planned, trial_cost=trial_cost)
         self.tuner: HyperparameterTuner = builders[self.chosen](
             self.space, mode=mode, seed=self.seed, max_trials=max_trials
         )

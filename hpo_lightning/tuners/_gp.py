@@ -67,11 +67,13 @@ from hpo_lightning._trial import Mode, TrialState, check_int
 from hpo_lightning.space import Int, SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Observation, params_key
 from hpo_lightning.tuners._gp_local import (
+    hamming_radius,
     local_box,
     local_from,
     local_size,
     local_subset,
     trust_length,
+    within_hamming,
 )
 from hpo_lightning.tuners._gp_model import GaussianProcess, default_theta, fit_theta
 from hpo_lightning.tuners._simple import SobolTuner
@@ -257,14 +259,17 @@ class GPTuner(HyperparameterTuner):
     def _model_suggest(self, X: np.ndarray, raw: np.ndarray, rng: np.random.Generator) -> Any:
         dim = self.space.dim
         lo, hi = np.zeros(dim), np.ones(dim)
-        seen = X
+        seen, radius = X, None
         if self.local_phase:
             length = trust_length(raw, local_from(dim), dim)
-            idx = local_subset(X, raw, self._cat, local_size(dim))
+            theta = self._fit_local()
+            centre = X[int(np.argmin(raw))]
+            lo, hi = local_box(centre, length, np.exp(-2 * theta[:dim]), self._cat)
+            radius = hamming_radius(length, int(self._cat.sum()))
+            idx = local_subset(X, raw, self._cat, local_size(dim), box=(lo, hi))
             X, raw = X[idx], raw[idx]
             y = warp_losses(raw)
-            gp = GaussianProcess(X, y, self._fit_local(), self._cat)
-            lo, hi = local_box(X[int(np.argmin(raw))], length, gp.inv_ls2, self._cat)
+            gp = GaussianProcess(X, y, theta, self._cat)
         else:
             y = warp_losses(raw)
             gp = GaussianProcess(X, y, self._fit(X, y), self._cat)
@@ -273,9 +278,12 @@ class GPTuner(HyperparameterTuner):
         if pending:
             gp.add_believer(np.array([self._encode(p) for p in pending]))
         cand = self._candidates(X, y, rng, lo, hi)
+        starts = X[np.argsort(y, kind="stable")[:_POLISH_FROM_BEST]]
+        if radius is not None:  # local phase: categoricals in the Hamming ball
+            cand = within_hamming(cand, centre, self._cat, radius, rng)
+            starts = within_hamming(starts, centre, self._cat, radius, rng)
         scores = gp.log_ei(cand, best)
-        starts = cand[np.argsort(-scores)[:_N_POLISH]]
-        starts = np.concatenate([starts, X[np.argsort(y, kind="stable")[:_POLISH_FROM_BEST]]])
+        starts = np.concatenate([cand[np.argsort(-scores)[:_N_POLISH]], starts])
         polished = self._polish(gp, starts, best, lo, hi)
         cand = np.concatenate([cand, polished])
         scores = np.concatenate([scores, gp.log_ei(polished, best)])
