@@ -9,8 +9,9 @@ cost of each method:
   ``local_from(dim)`` completed trials (20) it searches a trust region around the best point,
   and past 50 it fits only the observations nearest to it (``_gp_local``), so its cost per
   suggestion stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems of 2-20
-  dimensions, held-out seeds, issue 17) it has the best mean rank at 60 and 200 trials, and at
-  30 is second to Optuna's CMA-ES (2.34 vs 2.11; benchmarks/README.md, section 14).
+  dimensions, held-out seeds, issue 17) it has the best mean rank at 60 and 200 trials; at 30
+  it was second to Optuna's CMA-ES on one held-out set (2.34 vs 2.11) and first on another
+  (2.07 vs 2.40; benchmarks/README.md, section 14).
 * **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
   ``cmaes`` package is installed: with hundreds of trials the evolution strategy keeps
   improving where model-based search stalls, at constant cost per suggestion. At 500 trials on
