@@ -95,7 +95,7 @@ def test_same_seed_same_choice_same_sequence() -> None:
 @pytest.mark.parametrize(
     ("space", "max_trials", "words"),
     [
-        (CONTINUOUS, 60, "past 20 completed trials it searches a trust region"),
+        (CONTINUOUS, 60, "past 100 completed trials it searches a trust region"),
         (CONTINUOUS, 1000, "a large budget (1000 trials) on a space without categoricals"),
         (ONE_CATEGORICAL, 1000, "a large budget (1000 trials)"),
         (WIDE, 60, "25 parameters (> 20) are too many for the GP"),
@@ -110,19 +110,19 @@ def test_the_reason_names_what_decided(space: SearchSpace, max_trials: int | Non
 def test_pruned_trials_do_not_move_the_gp_to_its_local_phase(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # a 200-trial sweep with an aggressive scheduler: 35 pruned and 10 completed trials
+    # a 200-trial sweep with an aggressive scheduler: 150 pruned and 20 completed trials
     tuner = AutoTuner(CONTINUOUS, seed=0, budget=200)
     assert tuner.chosen == "gp"
     gp = tuner.tuner
     assert isinstance(gp, GPTuner)
-    for i in range(45):
-        state = TrialState.COMPLETE if i < 10 else TrialState.PRUNED
-        tuner.report_result({"lr": 1e-3, "x": i / 45, "n": 1 + i % 8}, float(i), state=state)
-    assert not gp.local_phase  # 10 completed < local_from(3) = 20, 45 trials < 3 * 20
-    for i in range(10):
-        tuner.report_result({"lr": 1e-4, "x": i / 10, "n": 2}, 1.0 + i)
+    for i in range(170):
+        state = TrialState.COMPLETE if i % 17 == 0 or i < 10 else TrialState.PRUNED
+        tuner.report_result({"lr": 1e-3, "x": i / 170, "n": 1 + i % 8}, float(i), state=state)
+    assert not gp.local_phase  # 20 completed < local_from(3) = 100 (an integer in the space)
+    for i in range(90):
+        tuner.report_result({"lr": 1e-4, "x": i / 90, "n": 2}, 1.0 + i)
     with caplog.at_level(logging.INFO, logger="hpo_lightning"):
-        assert gp.local_phase and "local phase from trial 56" in caplog.text
+        assert gp.local_phase and "local phase from trial 261" in caplog.text
 
 
 # --- what counts as a trial: full trainings under the sweep's scheduler (issue 17) -----------

@@ -14,7 +14,7 @@ from scipy.optimize import approx_fprime
 from hpo_lightning import Categorical, Float, Int, SearchSpace, TrialState
 from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.tuners import GPTuner, HyperparameterTuner, make_tuner
-from hpo_lightning.tuners._gp import anchor_count, warp_losses
+from hpo_lightning.tuners._gp import anchor_count, is_continuous, warp_losses
 from hpo_lightning.tuners._gp_local import (
     hamming_radius,
     local_from,
@@ -317,7 +317,7 @@ def test_the_first_point_is_the_centre_then_sobol_points() -> None:
     assert second == space.decode(tuner._startup.point(0))
 
 
-def test_the_local_phase_starts_at_20_completed_trials_in_any_dimension() -> None:
+def test_the_local_phase_starts_at_20_completed_trials_on_continuous_spaces() -> None:
     for dim in (2, 20):
         tuner = GPTuner(SearchSpace({f"x{i}": Float(0, 1) for i in range(dim)}), seed=0)
         rng = np.random.default_rng(dim)
@@ -325,3 +325,15 @@ def test_the_local_phase_starts_at_20_completed_trials_in_any_dimension() -> Non
             assert not tuner.local_phase
             tuner.report_result({f"x{i}": v for i, v in enumerate(x)}, float(k))
         assert tuner.local_phase
+
+
+def test_spaces_with_integers_or_choices_start_the_local_phase_later() -> None:
+    floats = {"a": Float(0, 1), "b": Float(1e-4, 1, log=True)}
+    assert is_continuous(SearchSpace(floats))
+    assert not is_continuous(SearchSpace({**floats, "n": Int(1, 4)}))
+    assert not is_continuous(SearchSpace({**floats, "c": Categorical(["x", "y"])}))
+    assert local_from(3, True) == 20 and local_from(3, False) == 100
+    tuner = GPTuner(SearchSpace({**floats, "n": Int(1, 4)}), seed=0)
+    for k in range(99):
+        tuner.report_result({"a": k / 99, "b": 0.5, "n": 1 + k % 4}, float(k))
+    assert not tuner.local_phase

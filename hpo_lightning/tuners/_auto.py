@@ -6,10 +6,11 @@ cost of each method:
 * **GP** when the budget is known and small (``max_trials <= 200``), the space has at most 20
   parameters and at most half of them are categorical: a Gaussian process is the most
   sample-efficient model there. Its first point is the centre of the space; past
-  ``local_from(dim)`` completed trials (20) it searches a trust region around the best point,
-  and past 50 it fits only the observations nearest to it (``_gp_local``), so its cost per
-  suggestion stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems of 2-20
-  dimensions, held-out seeds, issue 17) it has the best mean rank at 60 and 200 trials; at 30
+  ``local_from(dim, continuous)`` completed trials (20 on a space of floats only, else 100 up
+  to 10 parameters) it searches a trust region around the best point, with a model of the 50
+  observations nearest to it once it has more (``_gp_local``), so its cost per suggestion
+  stops growing. On ``benchmarks/bench_budgets.py`` (BBOB-like problems of 2-20 dimensions,
+  held-out seeds, issue 17) it has the best mean rank at 60 and 200 trials; at 30
   it was second to Optuna's CMA-ES on one held-out set (2.34 vs 2.11) and first on another
   (2.07 vs 2.40; benchmarks/README.md, section 14).
 * **CMA-ES** for larger known budgets on spaces without categoricals (2+ parameters), when the
@@ -63,7 +64,7 @@ from hpo_lightning.exceptions import UserInputError
 from hpo_lightning.space import SearchSpace
 from hpo_lightning.tuners._base import HyperparameterTuner, Modes, Observation
 from hpo_lightning.tuners._cmaes import CMAESTuner
-from hpo_lightning.tuners._gp import GPTuner
+from hpo_lightning.tuners._gp import GPTuner, is_continuous
 from hpo_lightning.tuners._gp_local import local_from
 from hpo_lightning.tuners._mo_choice import MO_BUILDERS, choose_multiobjective_tuner
 from hpo_lightning.tuners._tpe import TPETuner
@@ -108,10 +109,10 @@ def choose_tuner(
     elif 2 * n_cat > space.dim:
         why = f"{n_cat} of {space.dim} parameters are categorical"
     elif small:
+        start = local_from(space.dim, is_continuous(space))
         return "gp", (
-            f"{budget}: the GP is the most sample-efficient model there (past "
-            f"{local_from(space.dim)} completed trials it searches a trust region around the "
-            "best point)"
+            f"{budget}: the GP is the most sample-efficient model there (past {start} "
+            "completed trials it searches a trust region around the best point)"
         )
     else:
         why = budget + (" on a conditional space" if space.is_conditional else "")

@@ -21,11 +21,12 @@ Choices that matter for users:
   function of the history alone and a tuner rebuilt from the store continues identically.
   Past 100 trials only the anchors are fitted, every 10, 20 and then 40 trials
   (:func:`anchor_count`): the per-suggestion refit was the largest cost at 200 trials.
-* **Local phase** (issue 17): past ``local_from(dim)`` completed trials (20) the acquisition
-  is searched in a TuRBO-style trust region around the best point, and past
-  ``local_size(dim)`` (50, or 5 per parameter above 10) the model is fitted on that many
-  observations nearest to it (``_gp_local``), so the cost per suggestion stops growing, and
-  the search refines the best basin where a global model spreads its suggestions thin.
+* **Local phase** (issue 17): past ``local_from(dim, continuous)`` completed trials (20 on a
+  space of floats only, else 100 up to 10 parameters) the acquisition is searched in a
+  TuRBO-style trust region around the best point, and past ``local_size(dim)`` (50, or 5 per
+  parameter above 10) the model is fitted on that many observations nearest to it
+  (``_gp_local``), so the cost per suggestion stops growing, and the search refines the best
+  basin where a global model spreads its suggestions thin.
 * **Acquisition:** log EI (Ament et al. 2023) is scored on 2048 uniform candidates and
   160 Gaussian perturbations of the five best points; the four best of them and the two best
   observed points start L-BFGS-B on the analytic gradient, preconditioned by the length scales
@@ -117,6 +118,12 @@ def startup_point(sobol: SobolTuner, k: int) -> np.ndarray:
     return sobol.point(k - 1)
 
 
+def is_continuous(space: SearchSpace) -> bool:
+    """Whether every parameter is a float (no steps, no choices) and nothing is conditional:
+    the spaces on which the local phase starts early (:func:`local_from`)."""
+    return not space.is_conditional and all(d.n_values is None for d in space.values())
+
+
 def anchor_count(n: int) -> int:
     """The number of observations the latest cold kernel fit used, when n are known: every
     5 up to 100, then every 10, 20 (from 200) and 40 (from 400); each threshold is a multiple
@@ -168,6 +175,7 @@ class GPTuner(HyperparameterTuner):
         self._cells = np.array([d.n_values or 0 for d in doms], dtype=int)
         self._startup = SobolTuner(self.space, seed=self.seed)
         self._conditional = self.space.is_conditional
+        self._local_from = local_from(dim, is_continuous(self.space))
         self._X: list[np.ndarray] = []
         self._state: list[int] = []  # 0 complete, 1 pruned, 2 failed
         self._loss: list[float] = []
@@ -235,12 +243,12 @@ class GPTuner(HyperparameterTuner):
     def local_phase(self) -> bool:
         """Whether suggestions come from the local phase (a trust region, see ``_gp_local``).
 
-        It starts after ``local_from(dim)`` *completed* trials (a pruned trial's partial value
-        says little about where the optimum is), or once ``3 * local_from(dim)`` trials that
+        It starts after ``local_from(dim, continuous)`` *completed* trials (a pruned trial's
+        partial value says little about where the optimum is), or once 3 times as many trials that
         did not fail are known, pruned ones included (the global model's cost is cubic).
         """
         n_usable = sum(1 for s in self._state if s < 2)
-        start = local_from(self.space.dim)
+        start = self._local_from
         local = self._state.count(0) >= start or n_usable >= 3 * start
         if local and not self._local_logged:
             self._local_logged = True
@@ -261,7 +269,7 @@ class GPTuner(HyperparameterTuner):
         lo, hi = np.zeros(dim), np.ones(dim)
         seen, radius = X, None
         if self.local_phase:
-            length = trust_length(raw, local_from(dim), dim)
+            length = trust_length(raw, self._local_from, dim)
             theta = self._fit_local()
             centre = X[int(np.argmin(raw))]
             lo, hi = local_box(centre, length, np.exp(-2 * theta[:dim]), self._cat)
