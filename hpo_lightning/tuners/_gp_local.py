@@ -10,9 +10,11 @@ Bayesian Optimization"), whose side follows TuRBO's success / failure counter
 ``local_size(dim)`` observations nearest to the incumbent. Cost per suggestion no longer grows
 with the number of trials (only the nearest-neighbour search, linear in it).
 
-Categorical coordinates are not restricted (their box is the whole [0, 1]) and count as
-distance 1 when they differ, as in the kernel; so the local model also holds the observations
-inside the box with other categories (:func:`local_subset`).
+Categorical coordinates have no box side: they count as distance 1 when they differ, as in
+the kernel, and a local suggestion may change at most :func:`hamming_radius` of them from the
+incumbent's (all while the region is at its initial size, none once it has shrunk to a
+quarter); the local model also holds the observations inside the box with other categories
+(:func:`local_subset`).
 """
 
 from __future__ import annotations
