@@ -12,8 +12,8 @@ with the number of trials (only the nearest-neighbour search, linear in it).
 
 Categorical coordinates have no box side: they count as distance 1 when they differ, as in
 the kernel, and a local suggestion may change at most :func:`hamming_radius` of them from the
-incumbent's (all while the region is at its initial size, none once it has shrunk to a
-quarter); the local model also holds the observations inside the box with other categories
+incumbent's (all of them while the region is at least its initial size, fewer in proportion
+as it shrinks); the local model also holds the observations inside the box with other categories
 (:func:`local_subset`).
 """
 
