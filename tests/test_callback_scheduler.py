@@ -78,6 +78,16 @@ class EpochRecorder(pl.Callback):
         path.write_text(json.dumps({"epochs": self.epochs, "world": trainer.world_size}))
 
 
+class EndProcessGroup(pl.Callback):
+    """Destroys the process group when the fit is over (Lightning's teardown is done by
+    then): a spawned rank that exits with it alive can abort in gloo's threads ("terminate
+    called without an active exception"), as a DDP script's can (DDP_SCRIPT below)."""
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def loaders() -> tuple[Any, Any]:
     x = torch.linspace(0, 1, 8).reshape(4, 2)
     data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
@@ -279,7 +289,8 @@ def ddp_fit(folder: str, strategy: str) -> None:
     assert params is not None
     cb = HPOCallback(tuner, monitor="val_loss", tracker=tracker, scheduler=ASHAScheduler(**ASHA))
     model = CurveModel(params["quality"], rank_offset=-1.0)
-    t = trainer([cb, EpochRecorder(folder)], devices=2, strategy=strategy)
+    end = [EndProcessGroup()] if strategy == "ddp_spawn" else []  # the DDP script ends its own
+    t = trainer([cb, EpochRecorder(folder), *end], devices=2, strategy=strategy)
     t.fit(model, *loaders())
 
 
