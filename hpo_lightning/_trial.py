@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -145,6 +145,16 @@ def is_better_trial(a: Any, b: Any | None, mode: Mode) -> bool:
     if va != vb:
         return va < vb
     return is_better(a.value, b.value, mode)
+
+
+def best_trial(trials: Iterable[Any], mode: Mode) -> Any | None:
+    """The best COMPLETE trial of ``trials`` by :func:`is_better_trial` (the first of equals),
+    or None: the one rule for a sweep's best (progress, ``best``, the best checkpoint)."""
+    best = None
+    for t in trials:
+        if t.state is TrialState.COMPLETE and is_better_trial(t, best, mode):
+            best = t
+    return best
 
 
 def is_finite(x: float | None) -> bool:

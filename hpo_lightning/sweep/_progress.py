@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hpo_lightning._trial import Mode, TrialState, is_better_trial
+from hpo_lightning._trial import Mode, TrialState, best_trial
 from hpo_lightning.storage import TrialRecord
 
 
@@ -31,12 +31,9 @@ def summarize(trials: Sequence[TrialRecord], mode: Mode) -> dict[str, Any]:
     """Counts per state and the best complete trial (the best feasible one when the sweep
     has constraints: :func:`~hpo_lightning._trial.is_better_trial`)."""
     counts = {s: 0 for s in TrialState}
-    best: TrialRecord | None = None
     for t in trials:
         counts[t.state] += 1
-        if t.state is TrialState.COMPLETE and is_better_trial(t, best, mode):
-            best = t
-    return {**state_counts(counts), "best": best}
+    return {**state_counts(counts), "best": best_trial(trials, mode)}
 
 
 def _fmt(v: float | None) -> str:
