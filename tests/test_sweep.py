@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,39 @@ def test_monitor_never_logged_stops_the_sweep_with_a_clear_error(
     ):
         sweep.run(progress="quiet")
     assert len(sweep.trials()) <= workers  # it did not go on trial after trial
+
+
+def test_lightnings_srun_hint_is_not_printed_for_every_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    # a machine with Slurm installed, outside any Slurm job: every Trainer warns that `srun`
+    # is not used, advice that is wrong for a sweep (its launcher decides where trials run)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    for var in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    sweep = hl.Sweep(
+        name="srun",
+        objective=objs.lightning_fit,
+        objective_args={"max_epochs": 1},
+        monitor="val_acc",
+        mode="max",
+        space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}, "hidden": [8]},
+        n_trials=2,
+        storage=str(tmp_path / "s.db"),
+        seed=0,
+        tuner="random",
+    )
+    filters = list(warnings.filters)
+    assert sweep.run(progress="quiet").n_complete == 2
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "`srun` command is available" in m]
+    assert warnings.filters == filters  # the caller's filters are as they were
+    # the set-up does make Lightning warn, outside a trial
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    with pytest.warns(UserWarning, match="`srun` command is available"):
+        SLURMEnvironment._validate_srun_used()

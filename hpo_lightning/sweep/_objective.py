@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hpo_lightning.exceptions import ConfigError
+
+#: Lightning's hint, printed by every Trainer on a machine where ``srun`` is installed but the
+#: process was not started by it. In a sweep the launcher decides where trials run (``launcher:
+#: slurm`` runs them under srun), so the hint's advice, to prepend ``srun`` to the command, is
+#: wrong for a sweep, and it was printed once or twice for every trial.
+SRUN_HINT = r"The `srun` command is available on your system but is not used"
+
+
+@contextlib.contextmanager
+def objective_warnings() -> Iterator[None]:
+    """Around each call of the objective: Lightning's srun hint (:data:`SRUN_HINT`) is not
+    shown; every other warning is, and the caller's filters are restored afterwards."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=SRUN_HINT)
+        yield
 
 
 def resolve_objective(

@@ -34,7 +34,7 @@ from hpo_lightning.space import SearchSpace
 from hpo_lightning.storage import Claim, Storage, SweepRecord, TrialRecord
 from hpo_lightning.sweep._config import SweepConfig, tuner_options
 from hpo_lightning.sweep._deferred import DeferredCallback, lightning_loaded
-from hpo_lightning.sweep._objective import resolve_objective
+from hpo_lightning.sweep._objective import objective_warnings, resolve_objective
 from hpo_lightning.sweep._ranks import JoinedTrial, destroy_process_group, rank_zero_trial
 from hpo_lightning.sweep._result import StopReason, settled
 from hpo_lightning.sweep._runtime import Heartbeat, TrialHandle, worker_alive
@@ -345,8 +345,11 @@ class Worker(CheckpointingWorker):
         token.in_objective = True
         try:
             while True:
-                with rank_zero_trial(
-                    self.config.name, handle.record.id, handle.number, handle.params
+                with (
+                    rank_zero_trial(
+                        self.config.name, handle.record.id, handle.number, handle.params
+                    ),
+                    objective_warnings(),
                 ):
                     returned = self._objective(
                         dict(handle.params), handle.callback, **dict(self.config.objective_args)
@@ -454,7 +457,8 @@ class Worker(CheckpointingWorker):
         )
         callback = self.callback(trial, joined=True)
         try:
-            self._objective(dict(joined.params), callback, **dict(self.config.objective_args))
+            with objective_warnings():
+                self._objective(dict(joined.params), callback, **dict(self.config.objective_args))
         except (KeyboardInterrupt, SystemExit):
             pass
         except Exception as exc:
