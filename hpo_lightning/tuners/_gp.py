@@ -44,8 +44,10 @@ Choices that matter for users:
   8). With nothing pending every rule is the sequential one, bit for bit. On bench_budgets.py
   (development seeds 900-959, 6 problems, 360 cells), wins / losses against the kriging
   believer alone at 30 / 60 trials: 166 / 178 and 201 / 151 with 4 in flight, 194 / 141 and
-  197 / 156 with 8; see benchmarks/README.md section 14 for the held-out check and what was
-  tried and dropped.
+  197 / 156 with 8. Held-out (seeds 7300-7309, 4 problems, 5 methods, 4 in flight): best mean
+  rank at 60 trials (2.36, GPSampler 2.70), third at 30 (3.09; our CMA-ES 2.60, TPE 2.86);
+  with 8 in flight (seeds 7350-7354, 20 cells) third at 30 and fourth at 60. See
+  benchmarks/README.md section 14 for the tables and what was tried and dropped.
 * **Failed trials** (exceptions, NaN) enter with the worst observed loss: their region is avoided.
 * **Conditional spaces:** the coordinate of an inactive parameter is imputed with the cube's
   centre (0.5) in the training data, in the believers and in every candidate (after the
