@@ -101,7 +101,9 @@ class _Runner:
             self.dists = optuna_distributions(prob.space)
         else:
             # as a sweep builds it: ``auto`` chooses by the planned number of trials
-            options = {"budget": budget} if method == "auto" else {}
+            options: dict[str, Any] = {"budget": budget} if method == "auto" else {}
+            if method == "cmaes_plain":  # CMA-ES without its lq surrogate
+                method, options = "cmaes", {"surrogate": False}
             self.tuner = make_tuner(method, prob.space, mode="min", seed=seed, **options)
 
     def ask(self) -> Any:
