@@ -4,7 +4,8 @@ After lq-CMA-ES (Hansen 2019, "A Global Surrogate Assisted CMA-ES", GECCO): a gl
 ``f(z) ~ c + b.z [+ sum a_i z_i^2 [+ sum a_ij z_i z_j]]`` is fitted by least squares on the most
 recent evaluated points, in coordinates centred on CMA-ES's mean and scaled by its current
 spread. The model's complexity grows with the data: linear, then diagonal quadratic, then full
-quadratic, the largest one with at least ``1.1`` data points per coefficient. Its ranking is
+quadratic (up to 10 dimensions; above, diagonal at most, to keep a fit to a few ms), the
+largest one with at least ``1.1`` data points per coefficient. Its ranking is
 trusted when Kendall's tau against the true values on the most recent evaluated points reaches
 ``0.85`` (the paper's threshold).
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 TAU_TRUSTED = 0.85
 POINTS_PER_COEF = 1.1
+FULL_QUADRATIC_MAX_DIM = 10  # above: at most diagonal, so that a fit stays within a few ms
 
 
 def n_coefs(dim: int, kind: int) -> int:
@@ -35,9 +37,14 @@ def features(z: np.ndarray, kind: int) -> np.ndarray:
     return np.hstack(cols)
 
 
+def richest(dim: int) -> int:
+    """The richest model kind fitted in ``dim`` dimensions."""
+    return 2 if dim <= FULL_QUADRATIC_MAX_DIM else 1
+
+
 def max_points(dim: int) -> int:
-    """Most recent points a fit uses: twice the full quadratic's coefficients."""
-    return max(2 * n_coefs(dim, 2), 20)
+    """Most recent points a fit uses: twice the richest model's coefficients (at least 20)."""
+    return max(2 * n_coefs(dim, richest(dim)), 20)
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,19 @@ class LQModel:
     def fit(cls, x: np.ndarray, y: np.ndarray, center: np.ndarray, scale: float) -> LQModel | None:
         """Least squares on ``(x, y)``; ``None`` while there are too few points for a line."""
         dim = x.shape[1]
-        fits = [k for k in (2, 1, 0) if len(x) >= POINTS_PER_COEF * n_coefs(dim, k)]
+        kinds = range(richest(dim), -1, -1)
+        fits = [k for k in kinds if len(x) >= POINTS_PER_COEF * n_coefs(dim, k)]
         if not fits:
             return None
         kind = fits[0]
         design = features((x - center) / scale, kind)
-        coef = np.linalg.lstsq(design, y, rcond=None)[0]
+        # normal equations with a tiny ridge: a small solve instead of an SVD (the scaled
+        # coordinates keep the design well conditioned)
+        gram = design.T @ design
+        gram[np.diag_indices_from(gram)] += 1e-10 * (np.trace(gram) / len(gram) + 1.0)
+        coef = np.linalg.solve(gram, design.T @ y)
+        if not np.all(np.isfinite(coef)):
+            return None  # values too large for the fit: no surrogate this time
         return cls(center=center, scale=scale, kind=kind, coef=coef)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
