@@ -124,7 +124,10 @@ def choose_tuner(
         and not space.is_conditional
         and importlib.util.find_spec("cmaes") is not None
     ):
-        return "cmaes", f"{budget} on a space without categoricals"
+        return "cmaes", (
+            f"{budget} on a space without categoricals: CMA-ES (IPOP restarts) with the "
+            "lq-CMA-ES surrogate, which skips evaluations while a quadratic model ranks well"
+        )
     return "tpe", why
 
 

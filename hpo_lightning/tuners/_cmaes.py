@@ -6,10 +6,24 @@ towards the better ones. We use ``cmaes.CMA`` (Nomura & Shibata 2024, "cmaes: A 
 Practical Python Library for CMA-ES") and only translate between its ask/tell and our
 suggest/report:
 
-* **Generations:** a generation is a list of asked points; suggestions hand them out in order.
-  When ``population_size`` of them have been reported, the generation is told to CMA-ES and the
-  next one is asked. More parallel workers than the population get further points asked from
-  the same distribution; any ``population_size`` reported points of a generation complete it.
+* **Generations:** a generation is a list of asked points; suggestions hand them out in order
+  (the surrogate's, see below). When ``population_size`` of them have been reported (or the
+  surrogate ends it early), the generation is told to CMA-ES and the next one is asked. More
+  parallel workers than the population get further points asked from the same distribution;
+  any ``population_size`` reported points of a generation complete it.
+* **Surrogate (lq-CMA-ES, Hansen 2019, "A Global Surrogate Assisted CMA-ES", GECCO; on by
+  default):** each generation's population is asked at once and ranked by a linear-quadratic
+  regression of the most recent evaluated points (``_lq_surrogate.py``); suggestions hand out
+  the best-ranked members first. After each report the model is refitted; once its Kendall
+  tau against the true values on the most recent evaluated points reaches 0.85, the
+  generation is told with surrogate values for the members not evaluated (shifted to rank
+  after the evaluated ones) and those members are dropped. On quadratic-like problems a
+  generation then costs one or two trials instead of ``population_size``; on rugged ones the
+  model ranks poorly and every member is evaluated, as in plain CMA-ES. A generation with a
+  pruned or failed member is always evaluated in full. The decision depends only on the
+  reported history, so replaying it re-asks and re-decides the same. Measured on
+  ``benchmarks/bench_budgets.py`` (benchmarks/README.md, section 14): far ahead on the rotated
+  ellipsoids, level with plain CMA-ES on Rastrigin-like and Katsuura problems.
 * **Parameters:** every coordinate of the unit cube is searched by CMA-ES; the space's decode
   rounds ints and maps categoricals to their cell (as Optuna's CmaEsSampler does for ints).
   For spaces with many categoricals the ``auto`` tuner prefers TPE.
@@ -85,6 +99,8 @@ class CMAESTuner(HyperparameterTuner):
         space, mode, seed, max_trials: as for every tuner.
         sigma0: initial step size in the unit cube (default 0.2).
         population_size: points per generation (default ``4 + floor(3 ln d)``).
+        surrogate: end generations early when the lq-CMA-ES surrogate ranks well (default
+            True; False is plain CMA-ES).
 
     Example:
         >>> from hpo_lightning import SearchSpace, Float
