@@ -194,3 +194,29 @@ def test_a_pruned_or_failed_report_makes_the_generation_a_full_one() -> None:
         assert tuner.generation == gen  # 7 of 8 reported: not told early
         generations_after(tuner, quadratic, 1)
         assert tuner.generation == gen + 1
+
+
+def test_the_lq_model_fits_a_full_quadratic_and_grows_with_the_data() -> None:
+    import numpy as np
+
+    from hpo_lightning.tuners._lq_surrogate import LQModel, kendall_tau
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 3))
+    hess = a @ a.T
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return np.einsum("ni,ij,nj->n", x - 0.3, hess, x - 0.3) + 2.0
+
+    center = np.full(3, 0.5)
+    assert LQModel.fit(rng.random((4, 3)), np.zeros(4), center, 0.1) is None  # < 1.1 * 4
+    x = rng.random((5, 3))
+    line = LQModel.fit(x, f(x), center, 0.1)
+    assert line is not None and line.kind == 0  # 5 points: only the linear model
+    x = rng.random((12, 3))
+    model = LQModel.fit(x, f(x), center, 0.1)
+    assert model is not None and model.kind == 2  # 10 coefficients, 12 points
+    test = rng.random((20, 3))
+    assert np.allclose(model.predict(test), f(test))
+    y = np.arange(6.0)
+    assert kendall_tau(y, y) == 1.0 and kendall_tau(y, -y) == -1.0
