@@ -23,7 +23,8 @@ suggest/report:
   pruned or failed member is always evaluated in full. The decision depends only on the
   reported history, so replaying it re-asks and re-decides the same. Measured on
   ``benchmarks/bench_budgets.py`` (benchmarks/README.md, section 14): far ahead on the rotated
-  ellipsoids, level with plain CMA-ES on Rastrigin-like and Katsuura problems.
+  ellipsoids, about level with plain CMA-ES on Rastrigin-like, Gallagher and Katsuura
+  problems; mean rank at 500 trials on held-out seeds 7500-7509 2.05, Optuna's CMA-ES 2.33.
 * **Parameters:** every coordinate of the unit cube is searched by CMA-ES; the space's decode
   rounds ints and maps categoricals to their cell (as Optuna's CmaEsSampler does for ints).
   For spaces with many categoricals the ``auto`` tuner prefers TPE.
