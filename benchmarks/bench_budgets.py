@@ -12,7 +12,7 @@ to see the GP there). Budgets of ``--long-from`` (default 500) and more run only
 ``--in-flight K`` keeps K trials pending: K suggestions first, then each report (of the oldest
 pending trial) is followed by one new suggestion -- as K asynchronous workers that take equally
 long. Optuna's methods ask K trials before telling; ``optuna_tpe_cl`` is
-``TPESampler(constant_liar=True)``.
+``TPESampler(constant_liar=True)``; ``cmaes_plain`` is our CMA-ES without its lq surrogate.
 
 Printed per budget: mean rank of every method over the (problem, seed) cells (1 = best, ties
 share), wins/losses of the first method (``auto`` by default) against each other method, and
@@ -101,7 +101,9 @@ class _Runner:
             self.dists = optuna_distributions(prob.space)
         else:
             # as a sweep builds it: ``auto`` chooses by the planned number of trials
-            options = {"budget": budget} if method == "auto" else {}
+            options: dict[str, Any] = {"budget": budget} if method == "auto" else {}
+            if method == "cmaes_plain":  # CMA-ES without its lq surrogate
+                method, options = "cmaes", {"surrogate": False}
             self.tuner = make_tuner(method, prob.space, mode="min", seed=seed, **options)
 
     def ask(self) -> Any:
