@@ -108,7 +108,8 @@ def test_missing_cmaes_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("sigma0", 0.0), ("sigma0", 2.0), ("population_size", 1)]
+    ("option", "value"),
+    [("sigma0", 0.0), ("sigma0", 2.0), ("population_size", 1), ("surrogate", "yes")],
 )
 def test_options_are_validated_with_a_message(option: str, value: Any) -> None:
     with pytest.raises(UserInputError, match=option):

@@ -137,7 +137,12 @@ class CMAESTuner(HyperparameterTuner):
         self.population_size = population_size
         self._restarts = 0
         self._cma: Any = None
-        self.surrogate = bool(surrogate)
+        if not isinstance(surrogate, bool):
+            raise UserInputError(
+                f"`surrogate` must be true or false (the lq-CMA-ES surrogate on or off), "
+                f"got {surrogate!r}"
+            )
+        self.surrogate = surrogate
         self._gen: list[_Member] = []
         self._stale: dict[str, np.ndarray] = {}  # in flight when their generation was told
         self._archive: list[tuple[np.ndarray, float]] = []  # evaluated points of this restart
