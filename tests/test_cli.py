@@ -232,8 +232,11 @@ def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_marks_running_trial_and_says_how_to_resume(tmp_path: Path) -> None:
+    # 2 s trials: the SIGINT, sent once the third trial has started, lands inside it even on a
+    # loaded CI machine (with 0.5 s trials a CI run once found no interrupted trial: most likely
+    # the signal came between two trials, where rightly none is interrupted)
     f = write_sweep(
-        tmp_path, name="intr", objective="slow_quadratic", n_trials=20, args="{delay: 0.5}"
+        tmp_path, name="intr", objective="slow_quadratic", n_trials=20, args="{delay: 2.0}"
     )
     env = _env(tmp_path)
     cmd = [sys.executable, "-m", "hpo_lightning", "sweep", str(f), "--quiet"]
